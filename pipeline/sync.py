@@ -1,0 +1,272 @@
+"""Runs the stages in order for one `SyncConfig` and returns a `SyncResult`.
+
+read → normalize → dedupe → diff(state) → send → record → report. This module owns the order,
+the run id, the exit code and the guarantee that every input row leaves with one outcome; each
+stage's logic lives in its own module.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipeline import report
+from pipeline.client import ClientOptions, Credentials
+from pipeline.dedupe import dedupe
+from pipeline.diff import diff, removed_tokens
+from pipeline.normalize import NormalizeOptions, normalize
+from pipeline.outcomes import REASONS, Outcome
+from pipeline.send import SendOptions, SendResult, run_send
+from pipeline.sources import SourceOptions, load_sources
+from pipeline.state import StateStore
+
+DEFAULT_BASE_URL = "https://app.masivo.ai/api/storefront/v1"
+DEFAULT_STATE_DIR = Path(".masivo-sync")
+
+# exit codes a cron job can act on (docs/exit-codes.md)
+EXIT_OK = 0
+EXIT_TOO_MANY_FAILURES = 1
+EXIT_USAGE = 2
+EXIT_SYSTEMIC = 3
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+_STOP_EXIT_CODES = {"interrupted": EXIT_SIGINT, "terminated": EXIT_SIGTERM}
+
+PLAN_COLUMNS = ("row_id", "customer_id", "device_token", "platform", "model", "os_version")
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """Everything one run needs. Build it in Python or let the CLI build it from options."""
+
+    inputs: tuple[str | Path, ...]
+    base_url: str = DEFAULT_BASE_URL
+    state_dir: Path = DEFAULT_STATE_DIR
+    report_dir: Path | None = None  # default: <state_dir>/runs/<run_id>
+    credentials: Credentials | None = None  # default: from MASIVO_API_KEY / MASIVO_ACCESS_TOKEN
+    mode: str = "sync"  # sync | dry_run | validate
+    full_resync: bool = False
+    max_failure_rate: float | None = None
+    unmask_tokens: bool = False
+    sources: SourceOptions = field(default_factory=SourceOptions)
+    normalize: NormalizeOptions = field(default_factory=NormalizeOptions)
+    send: SendOptions = field(default_factory=SendOptions)
+    client: ClientOptions | None = None  # default: built from base_url and send.concurrency
+
+
+@dataclass
+class SyncResult:
+    run_id: str
+    exit_code: int
+    summary: report.Summary
+    report_dir: Path
+    frame: pl.DataFrame  # every input row with its outcome, for Python callers
+
+    @property
+    def outcomes(self) -> dict[str, int]:
+        return self.summary.outcomes
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def new_run_id(now: datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class _ResultCollector:
+    """Keeps send results columnar as they arrive and feeds the state store.
+
+    A backfill can send millions of rows; holding a Python object per result would cost far
+    more memory than the same values as a few polars columns.
+    """
+
+    _CHUNK = 50_000
+
+    def __init__(self, store: StateStore | None) -> None:
+        self._store = store
+        self._pending: list[SendResult] = []
+        self._chunks: list[pl.DataFrame] = []
+        self.count = 0
+
+    def __call__(self, result: SendResult) -> None:
+        self._pending.append(result)
+        self.count += 1
+        if self._store is not None:
+            self._store.record((result,))
+        if len(self._pending) >= self._CHUNK:
+            self._spill()
+
+    def _spill(self) -> None:
+        if not self._pending:
+            return
+        rows = self._pending
+        self._chunks.append(
+            pl.DataFrame(
+                {
+                    "row_id": [r.row_id for r in rows],
+                    "outcome": [r.outcome for r in rows],
+                    "reason": [r.reason for r in rows],
+                    "http_status": [r.http_status for r in rows],
+                    "attempts": [r.attempts for r in rows],
+                    "error": [r.error for r in rows],
+                    "latency_ms": [r.latency_ms for r in rows],
+                },
+                schema=report.SEND_RESULT_SCHEMA,
+            )
+        )
+        self._pending = []
+
+    def frame(self) -> pl.DataFrame:
+        self._spill()
+        if not self._chunks:
+            return pl.DataFrame(schema=report.SEND_RESULT_SCHEMA)
+        return pl.concat(self._chunks)
+
+
+def prepare(config: SyncConfig) -> tuple[pl.DataFrame, list[Any]]:
+    """read → normalize → dedupe: the checked frame of every input row, and file infos."""
+    sources = load_sources(config.inputs, config.sources)
+    frame = dedupe(normalize(sources.frame, config.normalize))
+    if "change" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, pl.String).alias("change"))
+    return frame, list(sources.files)
+
+
+def _decide(frame: pl.DataFrame, reason: str) -> pl.DataFrame:
+    """Every still-eligible row gets `reason` (and its outcome)."""
+    return report.mark_undecided(frame, reason)
+
+
+def _change_counts(frame: pl.DataFrame, removed: int) -> dict[str, int]:
+    counts = dict.fromkeys(("new", "changed", "unchanged"), 0)
+    for change, n in frame.group_by("change").len().iter_rows():
+        if change in counts:
+            counts[change] = n
+    counts["removed"] = removed
+    return counts
+
+
+def run_sync(config: SyncConfig, *, progress: ProgressCallback | None = None) -> SyncResult:
+    """Run one sync (or dry run / validation). Raises UsageError (exit 2) before anything is sent."""
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    run_id = new_run_id(started)
+    report_dir = config.report_dir or (Path(config.state_dir) / "runs" / run_id)
+
+    credentials = None
+    if config.mode == "sync":
+        credentials = config.credentials or Credentials.from_env()  # fail fast, before reading
+
+    frame, files = prepare(config)
+
+    store: StateStore | None = None
+    removed = 0
+    stop_reason: str | None = None
+    stop_message: str | None = None
+    send_stats: dict[str, Any] = {}
+    try:
+        if config.mode in ("sync", "dry_run"):
+            store = StateStore.open(
+                Path(config.state_dir), run_id=run_id, read_only=config.mode == "dry_run"
+            )
+            snapshot = store.snapshot()
+            frame = diff(frame, snapshot, full_resync=config.full_resync)
+            removed = removed_tokens(frame, snapshot).height
+
+        if config.mode == "sync":
+            plan = frame.filter(pl.col("outcome").is_null()).select(PLAN_COLUMNS)
+            collector = _ResultCollector(store)
+            client_options = config.client or ClientOptions(
+                base_url=config.base_url, concurrency=config.send.concurrency
+            )
+            assert credentials is not None
+            outcome = run_send(
+                plan,
+                client_options,
+                credentials,
+                config.send,
+                collector,
+                progress=(lambda done: progress(done, plan.height)) if progress else None,
+            )
+            stop_reason, stop_message = outcome.stop_reason, outcome.stop_message
+            send_stats = outcome.stats() if hasattr(outcome, "stats") else {}
+            frame = report.apply_send_results(frame, collector.frame())
+            if stop_reason is not None:
+                frame = _decide(frame, _abort_reason(stop_reason))
+        elif config.mode == "dry_run":
+            frame = _decide(frame, "dry_run")
+        else:  # validate: eligible rows are valid and would be considered for sending
+            frame = _decide(frame, "dry_run")
+    finally:
+        if store is not None and config.mode == "sync":
+            store.flush()
+
+    exit_code = _exit_code(frame, stop_reason, config.max_failure_rate)
+    finished = datetime.now(UTC)
+    extra = {
+        "inputs": [str(p) for p in config.inputs],
+        "files": [_file_info(f) for f in files],
+        "base_url": config.base_url,
+        "changes": _change_counts(frame, removed),
+        "apns_tokens_needing_conversion": int(
+            frame.filter(pl.col("reason") == "apns_token_not_fcm").height
+        ),
+        "duration_s": round(time.monotonic() - clock, 3),
+        "send": send_stats,
+    }
+    summary = report.build_summary(
+        frame,
+        meta={
+            "run_id": run_id,
+            "started_at": _iso(started),
+            "finished_at": _iso(finished),
+            "mode": config.mode,
+            "exit_code": exit_code,
+            "stop_reason": stop_reason,
+            "stop_message": stop_message,
+        },
+        extra=extra,
+    )
+    report.write_report(frame, summary, report_dir, unmask_tokens=config.unmask_tokens)
+    if store is not None:
+        if config.mode == "sync":
+            store.finish_run(summary.as_dict() | {"report_dir": str(report_dir)})
+        store.close()
+    return SyncResult(run_id, exit_code, summary, report_dir, frame)
+
+
+def _abort_reason(stop_reason: str) -> str:
+    if stop_reason in REASONS and REASONS[stop_reason][0] is Outcome.ABORTED:
+        return stop_reason
+    return "interrupted" if stop_reason == "terminated" else "systemic_failure"
+
+
+def _exit_code(frame: pl.DataFrame, stop_reason: str | None, max_failure_rate: float | None) -> int:
+    if stop_reason is not None:
+        return _STOP_EXIT_CODES.get(stop_reason, EXIT_SYSTEMIC)
+    if max_failure_rate is not None and frame.height:
+        bad = frame.filter(pl.col("outcome").is_in(["failed", "rejected"])).height
+        if bad / frame.height > max_failure_rate:
+            return EXIT_TOO_MANY_FAILURES
+    return EXIT_OK
+
+
+def _file_info(info: Any) -> dict[str, Any]:
+    if hasattr(info, "as_dict"):
+        return info.as_dict()
+    if hasattr(info, "__dataclass_fields__"):
+        return {k: str(v) if isinstance(v, Path) else v for k, v in vars(info).items()}
+    return {"path": str(info)}
