@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/python -m pipeline.demo
+	$(BIN)/python scripts/demo.py
 
 test: setup
 	$(BIN)/python -m pytest -q
