@@ -1,0 +1,113 @@
+"""osVersion: what Masivo gets for each platform, as polars expressions.
+
+android: the API level ("34"). Releases ("14", "8.1.0", "12L"), codenames ("Tiramisu",
+         "Android (Q)") and explicit API levels ("API 34", "36.1") are mapped by the tables below.
+         A bare number from 10 to 16 is ambiguous; the row's `android_version_kind` ("release" or
+         "api", from the source profile) decides. 21 or more can only be an API level.
+ios:     the dotted version: "iOS 17.2" -> "17.2", "iPhone OS 17_4" -> "17.4", "17.4.1" kept.
+web:     the browser version: "120", "Chrome 120.0.1" -> "120.0.1".
+Values that fit none of these are not guessed: the row becomes invalid_os_version and the raw
+value goes to `detail`. An empty value is fine: osVersion is optional, so the key is omitted.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+# release (major, or major.minor where the minor changed the API level) -> API level
+RELEASE_TO_API: dict[str, int] = {
+    "16": 36, "15": 35, "14": 34, "13": 33, "12l": 32, "12.1": 32, "12": 31, "11": 30,
+    "10": 29, "9": 28, "8.1": 27, "8": 26, "7.1": 25, "7": 24, "6": 23, "5.1": 22, "5": 21,
+    "4.4": 19, "4.3": 18, "4.2": 17, "4.1": 16,
+}  # fmt: skip
+
+# codenames and letters, after lower-casing and dropping "android" and parentheses.
+# Oreo, Nougat and Lollipop each span two API levels, so they are left out on purpose.
+CODENAME_TO_API: dict[str, int] = {
+    "l": 21, "m": 23, "marshmallow": 23, "n": 24, "o": 26, "p": 28, "pie": 28,
+    "q": 29, "quince tart": 29, "r": 30, "red velvet cake": 30, "s": 31, "snow cone": 31,
+    "snow cone v2": 32, "sv2": 32, "t": 33, "tiramisu": 33, "u": 34, "upside down cake": 34,
+    "v": 35, "vanilla ice cream": 35, "baklava": 36, "kitkat": 19,
+}  # fmt: skip
+
+MIN_API, MAX_API = 1, 40  # plausible API levels; 37 is expected for Android 17
+
+_ANDROID_PREFIX = r"^(?:android|droid)?\s*(?:os)?\s*"
+# leading version token: "10", "8.1.0", "12l", "36.1"
+_LEAD = r"^(\d{1,2})(?:\.(\d{1,3}))?(?:\.\d{1,3})*(l)?(?:\s|$)"
+_API = r"^(?:api|sdk)\s*(?:level)?\s*[:=]?\s*(\d{1,2})(?:\.\d+)?$"
+_IOS = r"^(?:ios|iphone\s*os|ipad\s*os|ipados|cpu\s*(?:iphone\s*)?os|os)?\s*v?(\d{1,2}(?:[._]\d{1,3}){0,2})$"
+_WEB = r"^(?:[a-z][a-z ]*[ /])?v?(\d{1,4}(?:\.\d{1,6}){0,3})$"
+
+
+def _int_str(e: pl.Expr) -> pl.Expr:
+    return e.cast(pl.Int64, strict=False).cast(pl.String)
+
+
+def android_api(raw: pl.Expr, kind: pl.Expr) -> pl.Expr:
+    """API level as a string, or null when the value cannot be understood."""
+    s = raw.str.to_lowercase().str.strip_chars()
+    explicit = s.str.extract(_API, 1).cast(pl.Int64, strict=False)
+    s2 = (
+        s.str.replace(_ANDROID_PREFIX, "")
+        .str.replace_all(r"[()\[\],;]", " ")
+        .str.replace_all(r"\s+", " ")
+        .str.strip_chars()
+    )
+    major_s = s2.str.extract(_LEAD, 1)
+    minor_s = s2.str.extract(_LEAD, 2)
+    l_suffix = s2.str.extract(_LEAD, 3).is_not_null()
+    dotted = minor_s.is_not_null()
+    major = major_s.cast(pl.Int64, strict=False)
+    minor = minor_s.cast(pl.Int64, strict=False)
+    release_key = (
+        pl.when(l_suffix)
+        .then(major_s + pl.lit("l"))
+        .when(dotted & (minor != 0))
+        .then(major_s + pl.lit(".") + minor.cast(pl.String))
+        .otherwise(major.cast(pl.String))
+    )
+    by_release = release_key.replace_strict(RELEASE_TO_API, default=None, return_dtype=pl.Int64)
+    # from Android 9 on, minor releases kept the API level (12.1 = 12L is in the table)
+    by_major = pl.when(major >= 9).then(
+        major.cast(pl.String).replace_strict(RELEASE_TO_API, default=None, return_dtype=pl.Int64)
+    )
+    release_api = pl.coalesce(by_release, by_major)
+    is_api_kind = kind.fill_null("release") == "api"
+    named = s.str.contains(r"^(?:android|droid)")  # "Android 10" is a release, whatever the column
+    api = (
+        pl.when(explicit.is_not_null())
+        .then(explicit)
+        .when(major_s.is_null())
+        .then(s2.replace_strict(CODENAME_TO_API, default=None, return_dtype=pl.Int64))
+        .when(major >= 21)  # can only be an API level ("34", "36.1")
+        .then(major)
+        .when(dotted | l_suffix)  # "8.1.0", "12L": releases whatever the column claims
+        .then(release_api)
+        .when(is_api_kind & ~named)
+        .then(major)
+        .otherwise(release_api)
+    )
+    return pl.when((api >= MIN_API) & (api <= MAX_API)).then(api.cast(pl.String))
+
+
+def ios_version(raw: pl.Expr) -> pl.Expr:
+    v = raw.str.to_lowercase().str.strip_chars().str.extract(_IOS, 1).str.replace_all("_", ".")
+    major = v.str.extract(r"^(\d+)", 1).cast(pl.Int64, strict=False)
+    return pl.when((major >= 2) & (major <= 40)).then(v)
+
+
+def web_version(raw: pl.Expr) -> pl.Expr:
+    return raw.str.to_lowercase().str.strip_chars().str.extract(_WEB, 1)
+
+
+def os_version_for(platform: pl.Expr, raw: pl.Expr, kind: pl.Expr) -> pl.Expr:
+    """The osVersion to send for an android/ios/web platform; null when not understood."""
+    return (
+        pl.when(platform == "android")
+        .then(android_api(raw, kind))
+        .when(platform == "ios")
+        .then(ios_version(raw))
+        .when(platform == "web")
+        .then(web_version(raw))
+    )
