@@ -172,7 +172,7 @@ def _braze_flatten(lf: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
     if not (isinstance(pt, pl.List) and isinstance(pt.inner, pl.Struct)):
         return lf
     tok_fields = [f.name for f in pt.inner.fields]
-    out = lf.explode("push_tokens").with_columns(
+    out = lf.explode("push_tokens", empty_as_null=True, keep_nulls=True).with_columns(
         pl.col("push_tokens").struct.field(f).alias(f) for f in tok_fields if f not in schema
     )
     dv = schema.get("devices")
