@@ -84,32 +84,49 @@ def _valid_prefix_slow(data: bytes) -> tuple[bytes, int]:
     return b"".join(kept), 0
 
 
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as handle:
+        size = handle.seek(0, 2)
+        if size == 0:
+            return True
+        handle.seek(size - 1)
+        return handle.read(1) == b"\n"
+
+
+def _parse(source: Path | bytes) -> pl.DataFrame | None:
+    """polars in one call (the common case); None when some line is not a journal record."""
+    try:
+        frame = pl.read_ndjson(
+            source if isinstance(source, Path) else io.BytesIO(source), schema=JOURNAL_SCHEMA
+        )
+    except Exception:  # polars raises ComputeError & co. on a bad line
+        return None
+    return frame if frame["tok"].null_count() == 0 else None
+
+
 def read_journal(path: Path) -> pl.DataFrame:
     """All complete records of one journal, in write order; a torn or garbled tail is dropped."""
     try:
+        if path.stat().st_size == 0:
+            return empty_journal()
+        # Fast path: a cleanly ended file is read by polars straight from disk, with no copy
+        # of a possibly multi-hundred-MB file through Python bytes.
+        if _ends_with_newline(path) and (frame := _parse(path)) is not None:
+            return frame
         data = path.read_bytes()
     except FileNotFoundError:
         return empty_journal()
-    # Everything after the last newline was never completely written.
+    # Everything after the last newline was never completely written (kill -9 mid-write).
     cut = data.rfind(b"\n") + 1
-    torn = data[cut:]
-    data = data[:cut]
-    if torn.strip(b"\0 \n"):
+    if cut < len(data):
         log.warning("ignored an incomplete last line in %s (crash while writing)", path)
-    if not data.strip(b"\0\n"):
-        return empty_journal()
-    try:
-        frame = pl.read_ndjson(io.BytesIO(data), schema=JOURNAL_SCHEMA)
-        if frame["tok"].null_count() == 0:
-            return frame
-    except Exception:  # polars raises ComputeError & co. on a bad line; fall back below
-        pass
+        data = data[:cut]
+    if cut and (frame := _parse(data)) is not None:
+        return frame
     data, dropped = _valid_prefix_slow(data)
     if dropped:
         log.warning("ignored %d unreadable line(s) at the end of %s", dropped, path)
-    if not data:
-        return empty_journal()
-    return pl.read_ndjson(io.BytesIO(data), schema=JOURNAL_SCHEMA)
+    return _parse(data) if data else empty_journal()
 
 
 def apply_journal(snapshot: pl.DataFrame, journal: pl.DataFrame) -> pl.DataFrame:

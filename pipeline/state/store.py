@@ -221,6 +221,9 @@ class StateStore:
         leftovers = [p for p in journals if p.name in folded]
         pending = [p for p in journals if p.name not in folded]
         try:
+            # Temp files of a snapshot write that a crash interrupted: never renamed, never read.
+            for tmp in self.directory.glob(f".{SNAPSHOT}.*.tmp"):
+                tmp.unlink(missing_ok=True)
             # Leftovers are already in the snapshot; drop them before a new snapshot forgets
             # that they are (it only names what it folds itself).
             for path in leftovers:
@@ -318,8 +321,7 @@ class StateStore:
             for r in results
             if r.outcome in _RECORDED
         ]
-        if rows:
-            writer.append(rows)
+        writer.append(rows)  # also raises a failed background write, even for no rows
 
     def flush(self) -> None:
         """Make everything recorded so far durable now."""

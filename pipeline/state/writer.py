@@ -98,6 +98,8 @@ class JournalWriter:
     def append(self, rows: list[Row]) -> None:
         if self._error is not None:
             raise self._error
+        if not rows:
+            return
         with self._rows_lock:
             self._rows.extend(rows)
             waiting = len(self._rows)
