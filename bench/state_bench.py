@@ -1,0 +1,246 @@
+"""Measure the state store and the diff on synthetic device rows (issue #4 budgets).
+
+    .venv/bin/python bench/state_bench.py                 # 1M and 5M rows
+    .venv/bin/python bench/state_bench.py --rows 200000   # quick
+
+Budgets: diff within 2x a bare polars anti-join of the same data on key + payload hash;
+record() under 10% of send throughput (aiohttp ~5,000 req/s = 200 µs/request → 20 µs/result;
+httpx AsyncClient ~520 req/s → 190 µs/result).
+
+Baseline "anti-join": frame hashes its 4 payload columns (hash_rows) and anti-joins a
+snapshot that already stores its hash, on (token, hash). It only yields the rows to send;
+the diff also labels every row, keeps order and count, and says what changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.diff import diff, removed_tokens
+from pipeline.state import SNAPSHOT_SCHEMA, StateStore
+
+PAYLOAD = ["customer_id", "platform", "model", "os_version"]
+
+
+def synthetic(rows: int, seed: int = 7) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A work frame (after normalize + dedupe) and a snapshot sharing most tokens.
+
+    90% of source tokens are in the state unchanged, 4% changed device_info, 1% moved
+    customer, 5% are new; the state also holds 2% tokens absent from the source; 3% of source
+    rows are already decided (invalid) so they are not diffed. Tokens are ~163 chars like FCM.
+    """
+    i = pl.int_range(0, rows, dtype=pl.Int64, eager=False)
+    h = [(i + k * 7919).hash(seed + k).cast(pl.String) for k in range(7)]
+    token = pl.concat_str([pl.lit("f"), *h, pl.lit(":APA91b"), *h[:2]]).str.slice(0, 163)
+    frame = pl.select(
+        i.alias("row_id"),
+        pl.lit("export.csv").alias("source_file"),
+        (i + 1).alias("source_row"),
+        pl.format("cust-{}", i // 3).alias("customer_id"),
+        token.alias("device_token"),
+        pl.when(i % 3 == 0).then(pl.lit("ios")).otherwise(pl.lit("android")).alias("platform"),
+        pl.when(i % 11 == 0)
+        .then(pl.lit(None, pl.String))
+        .otherwise(pl.format("Model {}", i % 97))
+        .alias("model"),
+        pl.when(i % 13 == 0)
+        .then(pl.lit(None, pl.String))
+        .otherwise((i % 15 + 21).cast(pl.String))
+        .alias("os_version"),
+        pl.lit(True).alias("opted_in"),
+        pl.lit("fcm").alias("token_kind"),
+        pl.when(i % 33 == 0)
+        .then(pl.lit("invalid"))
+        .otherwise(pl.lit(None, pl.String))
+        .alias("outcome"),
+        pl.when(i % 33 == 0)
+        .then(pl.lit("malformed_token"))
+        .otherwise(pl.lit(None, pl.String))
+        .alias("reason"),
+        pl.lit(None, pl.String).alias("detail"),
+    )
+    bucket = pl.col("row_id") % 100
+    now = pl.lit(1_700_000_000_000_000).cast(pl.Datetime("us", "UTC"))
+    snap = frame.filter(bucket >= 5).select(  # 5% new
+        "device_token",
+        pl.when(bucket == 5)
+        .then(pl.lit("cust-moved"))
+        .otherwise("customer_id")
+        .alias("customer_id"),
+        "platform",
+        pl.when(bucket < 10).then(pl.lit("Old model")).otherwise("model").alias("model"),
+        "os_version",
+        now.alias("accepted_at"),
+        pl.lit("run-0").alias("accepted_run_id"),
+    )
+    gone = frame.head(rows // 50).select(
+        (pl.lit("gone-") + pl.col("device_token")).alias("device_token"),
+        *PAYLOAD,
+        now.alias("accepted_at"),
+        pl.lit("run-0").alias("accepted_run_id"),
+    )
+    snap = pl.concat([snap, gone]).with_columns(
+        pl.lit(None, SNAPSHOT_SCHEMA[c]).alias(c)
+        for c in ("last_error_reason", "last_error_at", "last_error", "last_error_run_id")
+    )
+    return frame, snap.select(SNAPSHOT_SCHEMA.keys())
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_diff(rows: int, repeat: int) -> None:
+    frame, snap = synthetic(rows)
+    snap_h = snap.with_columns(pl.struct(PAYLOAD).hash().alias("h")).select("device_token", "h")
+
+    def baseline() -> pl.DataFrame:
+        eligible = frame.filter(pl.col("outcome").is_null())
+        hashed = eligible.with_columns(pl.struct(PAYLOAD).hash().alias("h"))
+        return hashed.join(snap_h, on=["device_token", "h"], how="anti")
+
+    def baseline_with_removed() -> None:
+        baseline()
+        snap_h.join(frame.select("device_token"), on="device_token", how="anti")
+
+    t_base = timed(baseline, repeat)
+    t_base_rm = timed(baseline_with_removed, repeat)
+    t_diff = timed(lambda: diff(frame, snap), repeat)
+    t_rm = timed(lambda: removed_tokens(frame, snap), repeat)
+    out = diff(frame, snap)
+    assert out.height == frame.height
+    counts = dict(out.group_by("change").len().iter_rows())
+    print(f"\n== diff, {rows:,} source rows vs {snap.height:,} state tokens (median of {repeat})")
+    print(f"  bare anti-join (hash frame + anti-join on key+hash)   {t_base:6.2f} s")
+    print(
+        f"  diff()  (join on token, compare columns, label rows)   {t_diff:6.2f} s  = {t_diff / t_base:.2f}x"
+    )
+    print(f"  anti-join + removed keys                               {t_base_rm:6.2f} s")
+    print(
+        f"  diff() + removed_tokens()                              {t_diff + t_rm:6.2f} s  = {(t_diff + t_rm) / t_base_rm:.2f}x"
+    )
+    print(f"  to send per baseline: {baseline().height:,}; diff says {counts}")
+
+
+@dataclass
+class Result:
+    row_id: int
+    outcome: str
+    reason: str | None
+    http_status: int | None
+    attempts: int
+    error: str | None
+    device_token: str
+    customer_id: str
+    platform: str
+    model: str | None
+    os_version: str | None
+
+
+def bench_record(results: int, batch: int, directory: Path) -> None:
+    sample = [
+        Result(
+            n,
+            "succeeded" if n % 10 else "failed",
+            "registered" if n % 10 else "timeout",
+            200 if n % 10 else None,
+            1,
+            None if n % 10 else "read timeout",
+            f"f{n:08d}:APA91b" + "x" * 150,
+            f"cust-{n // 3}",
+            "android",
+            "Pixel 7",
+            "34",
+        )
+        for n in range(results)
+    ]
+    store = StateStore.open(directory, run_id="bench")
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    in_record = 0.0
+    for start in range(0, results, batch):
+        t = time.perf_counter()
+        store.record(sample[start : start + batch])
+        in_record += time.perf_counter() - t
+    store.close()  # includes the final flush + fsync
+    cpu = time.process_time() - cpu0
+    wall = time.perf_counter() - wall0
+    size = sum(p.stat().st_size for p in (directory / "journal").glob("*.jsonl"))
+    print(f"\n== record(), {results:,} results in batches of {batch}")
+    print(f"  caller time in record()             {in_record / results * 1e6:6.2f} µs/result")
+    print(
+        f"  process CPU incl. background writer {cpu / results * 1e6:6.2f} µs/result "
+        f"({cpu / results / 200e-6:.1%} of a 200 µs request, {cpu / results / 1.9e-3:.2%} of 1.9 ms)"
+    )
+    print(
+        f"  wall incl. fsyncs                   {wall / results * 1e6:6.2f} µs/result; journal {size / results:.0f} B/result"
+    )
+
+
+def bench_open(rows: int, directory: Path) -> None:
+    frame, snap = synthetic(rows)
+    with StateStore.open(directory, run_id="seed") as store:
+        store._write_snapshot(snap, folded=set())  # seed a large snapshot directly
+    # A journal as big as a full backfill: every source row recorded once.
+    with StateStore.open(directory, run_id="backfill") as store:
+        batch = [
+            Result(r[0], "succeeded", "registered", 200, 1, None, r[1], r[2], r[3], r[4], r[5])
+            for r in frame.select("row_id", "device_token", *PAYLOAD)
+            .head(min(rows, 1_000_000))
+            .iter_rows()
+        ]
+        store.record(batch)
+    t = time.perf_counter()
+    with StateStore.open(directory, run_id="next", read_only=True) as store:
+        store.snapshot()
+    t_ro = time.perf_counter() - t
+    t = time.perf_counter()
+    with StateStore.open(directory, run_id="next") as store:
+        store.snapshot()
+    t_compact = time.perf_counter() - t
+    t = time.perf_counter()
+    with StateStore.open(directory, run_id="after") as store:
+        store.snapshot()
+    t_plain = time.perf_counter() - t
+    size = (directory / "tokens.parquet").stat().st_size
+    print(f"\n== open, {snap.height:,}-token snapshot + {len(batch):,}-row journal")
+    print(f"  read-only open (snapshot + journal in memory)  {t_ro:6.2f} s")
+    print(f"  writable open with compaction                  {t_compact:6.2f} s")
+    print(
+        f"  writable open, nothing to compact              {t_plain:6.2f} s; tokens.parquet {size / 1e6:.0f} MB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--results", type=int, default=200_000)
+    args = parser.parse_args()
+    print(f"polars {pl.__version__}, {os.cpu_count()} CPUs")
+    for rows in args.rows:
+        bench_diff(rows, args.repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        for batch in (1, 64):
+            bench_record(args.results, batch, Path(tmp) / f"rec{batch}")
+        bench_open(max(args.rows), Path(tmp) / "open")
+
+
+if __name__ == "__main__":
+    main()
