@@ -176,7 +176,9 @@ def check_complete(frame: pl.DataFrame) -> None:
     )
     if not bad.is_empty():
         sample = bad.select("source_file", "source_row", "outcome", "reason").head(3).to_dicts()
-        raise AssertionError(f"{bad.height} rows reached the report without a valid outcome: {sample}")
+        raise AssertionError(
+            f"{bad.height} rows reached the report without a valid outcome: {sample}"
+        )
 
 
 def build_summary(

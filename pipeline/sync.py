@@ -25,7 +25,7 @@ from pipeline.normalize import NormalizeOptions, normalize
 from pipeline.outcomes import REASONS, Outcome
 from pipeline.send import SendOptions, SendResult, run_send
 from pipeline.sources import SourceOptions, load_sources
-from pipeline.state import StateStore
+from pipeline.state import StateStore, StateWriteError
 
 DEFAULT_BASE_URL = "https://app.masivo.ai/api/storefront/v1"
 DEFAULT_STATE_DIR = Path(".masivo-sync")
@@ -37,8 +37,6 @@ EXIT_USAGE = 2
 EXIT_SYSTEMIC = 3
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
-
-_STOP_EXIT_CODES = {"interrupted": EXIT_SIGINT, "terminated": EXIT_SIGTERM}
 
 PLAN_COLUMNS = ("row_id", "customer_id", "device_token", "platform", "model", "os_version")
 
@@ -60,6 +58,9 @@ class SyncConfig:
     normalize: NormalizeOptions = field(default_factory=NormalizeOptions)
     send: SendOptions = field(default_factory=SendOptions)
     client: ClientOptions | None = None  # default: built from base_url and send.concurrency
+    # SIGINT/SIGTERM stop the run gracefully; only possible from the main thread, so a caller
+    # running syncs in worker threads (Airflow, a web app) turns it off.
+    handle_signals: bool = True
 
 
 @dataclass
@@ -159,6 +160,53 @@ def _change_counts(frame: pl.DataFrame, removed: int) -> dict[str, int]:
     return counts
 
 
+@dataclass
+class _SendStage:
+    """What the send stage leaves behind for the report."""
+
+    stop_reason: str | None = None
+    stop_message: str | None = None
+    exit_code: int = EXIT_OK
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _send(
+    frame: pl.DataFrame,
+    store: StateStore,
+    config: SyncConfig,
+    credentials: Credentials,
+    progress: ProgressCallback | None,
+) -> tuple[pl.DataFrame, _SendStage]:
+    """Send every eligible row; rows left without a result are aborted with the stop's reason."""
+    plan = frame.filter(pl.col("outcome").is_null()).select(PLAN_COLUMNS)
+    collector = _ResultCollector(store)
+    client_options = config.client or ClientOptions(
+        base_url=config.base_url, concurrency=config.send.concurrency
+    )
+    stage = _SendStage()
+    try:
+        outcome = run_send(
+            plan,
+            client_options,
+            credentials,
+            config.send,
+            collector,
+            progress=_progress_counter(progress, plan.height),
+            handle_signals=config.handle_signals,
+        )
+        stage = _SendStage(outcome.stop_reason, outcome.stop_message, outcome.exit_code)
+        stage.stats = _send_stats(outcome)
+        store.flush()
+    except StateWriteError as exc:
+        # Disk full or I/O error while recording: what was durable stays durable; the rest is
+        # resent next run (the PATCH is register-or-update, so that is safe).
+        stage = _SendStage("state_write_failed", str(exc), EXIT_SYSTEMIC, stage.stats)
+    frame = report.apply_send_results(frame, collector.frame())
+    if stage.stop_reason is not None:
+        frame = _decide(frame, _abort_reason(stage.stop_reason))
+    return frame, stage
+
+
 def run_sync(config: SyncConfig, *, progress: ProgressCallback | None = None) -> SyncResult:
     """Run one sync (or dry run / validation). Raises UsageError (exit 2) before anything is sent."""
     started = datetime.now(UTC)
@@ -174,9 +222,7 @@ def run_sync(config: SyncConfig, *, progress: ProgressCallback | None = None) ->
 
     store: StateStore | None = None
     removed = 0
-    stop_reason: str | None = None
-    stop_message: str | None = None
-    send_stats: dict[str, Any] = {}
+    stage = _SendStage()
     try:
         if config.mode in ("sync", "dry_run"):
             store = StateStore.open(
@@ -185,36 +231,19 @@ def run_sync(config: SyncConfig, *, progress: ProgressCallback | None = None) ->
             snapshot = store.snapshot()
             frame = diff(frame, snapshot, full_resync=config.full_resync)
             removed = removed_tokens(frame, snapshot).height
-
         if config.mode == "sync":
-            plan = frame.filter(pl.col("outcome").is_null()).select(PLAN_COLUMNS)
-            collector = _ResultCollector(store)
-            client_options = config.client or ClientOptions(
-                base_url=config.base_url, concurrency=config.send.concurrency
-            )
-            assert credentials is not None
-            outcome = run_send(
-                plan,
-                client_options,
-                credentials,
-                config.send,
-                collector,
-                progress=(lambda done: progress(done, plan.height)) if progress else None,
-            )
-            stop_reason, stop_message = outcome.stop_reason, outcome.stop_message
-            send_stats = outcome.stats() if hasattr(outcome, "stats") else {}
-            frame = report.apply_send_results(frame, collector.frame())
-            if stop_reason is not None:
-                frame = _decide(frame, _abort_reason(stop_reason))
-        elif config.mode == "dry_run":
+            assert store is not None and credentials is not None
+            frame, stage = _send(frame, store, config, credentials, progress)
+        else:  # dry run and validate: eligible rows would be sent
             frame = _decide(frame, "dry_run")
-        else:  # validate: eligible rows are valid and would be considered for sending
-            frame = _decide(frame, "dry_run")
-    finally:
-        if store is not None and config.mode == "sync":
-            store.flush()
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
+    stop_reason, stop_message = stage.stop_reason, stage.stop_message
+    send_stats = stage.stats
 
-    exit_code = _exit_code(frame, stop_reason, config.max_failure_rate)
+    exit_code = stage.exit_code if stop_reason else _exit_code(frame, config.max_failure_rate)
     finished = datetime.now(UTC)
     extra = {
         "inputs": [str(p) for p in config.inputs],
@@ -240,28 +269,70 @@ def run_sync(config: SyncConfig, *, progress: ProgressCallback | None = None) ->
         },
         extra=extra,
     )
-    report.write_report(frame, summary, report_dir, unmask_tokens=config.unmask_tokens)
-    if store is not None:
-        if config.mode == "sync":
+    try:
+        report.write_report(frame, summary, report_dir, unmask_tokens=config.unmask_tokens)
+        if store is not None and config.mode == "sync":
             store.finish_run(summary.as_dict() | {"report_dir": str(report_dir)})
-        store.close()
+    finally:
+        if store is not None:
+            store.close()
     return SyncResult(run_id, exit_code, summary, report_dir, frame)
 
 
 def _abort_reason(stop_reason: str) -> str:
     if stop_reason in REASONS and REASONS[stop_reason][0] is Outcome.ABORTED:
         return stop_reason
-    return "interrupted" if stop_reason == "terminated" else "systemic_failure"
+    return "systemic_failure"
 
 
-def _exit_code(frame: pl.DataFrame, stop_reason: str | None, max_failure_rate: float | None) -> int:
-    if stop_reason is not None:
-        return _STOP_EXIT_CODES.get(stop_reason, EXIT_SYSTEMIC)
-    if max_failure_rate is not None and frame.height:
-        bad = frame.filter(pl.col("outcome").is_in(["failed", "rejected"])).height
-        if bad / frame.height > max_failure_rate:
-            return EXIT_TOO_MANY_FAILURES
+def _exit_code(frame: pl.DataFrame, max_failure_rate: float | None) -> int:
+    """Exit 1 when failed + rejected rows exceed the allowed share of the rows sent."""
+    if max_failure_rate is None:
+        return EXIT_OK
+    sent = frame.filter(pl.col("outcome").is_in(["succeeded", "failed", "rejected"]))
+    bad = sent.filter(pl.col("outcome") != "succeeded").height
+    if sent.height and bad / sent.height > max_failure_rate:
+        return EXIT_TOO_MANY_FAILURES
     return EXIT_OK
+
+
+def _progress_counter(
+    progress: ProgressCallback | None, total: int
+) -> Callable[[int], None] | None:
+    """The sender reports increments; the display wants (done, total)."""
+    if progress is None:
+        return None
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        progress(done, total)
+
+    progress(0, total)
+    return advance
+
+
+def _send_stats(outcome: Any) -> dict[str, Any]:
+    stats = {
+        name: getattr(outcome, name)
+        for name in (
+            "sent",
+            "attempts",
+            "retries",
+            "rate_limit_waits",
+            "rate_limit_pauses",
+            "rate_limit_wait_s",
+            "token_renewals",
+            "elapsed_s",
+            "transport",
+        )
+        if hasattr(outcome, name)
+    }
+    elapsed = stats.get("elapsed_s") or 0
+    if elapsed:
+        stats["rows_per_s"] = round(stats.get("sent", 0) / elapsed, 1)
+    return stats
 
 
 def _file_info(info: Any) -> dict[str, Any]:

@@ -100,8 +100,7 @@ class Console:
             changes = data.get("changes")
             if changes and summary.mode != "validate":
                 self.out.print(
-                    "changes against state: "
-                    + ", ".join(f"{k} {v:,}" for k, v in changes.items()),
+                    "changes against state: " + ", ".join(f"{k} {v:,}" for k, v in changes.items()),
                     markup=False,
                 )
             apns = data.get("apns_tokens_needing_conversion") or 0
@@ -114,9 +113,7 @@ class Console:
             if summary.stop_message:
                 self.out.print(f"stopped: {summary.stop_message}", markup=False)
         meaning = EXIT_MEANINGS.get(summary.exit_code, "")
-        self.out.print(
-            f"report: {report_dir}  exit {summary.exit_code} ({meaning})", markup=False
-        )
+        self.out.print(f"report: {report_dir}  exit {summary.exit_code} ({meaning})", markup=False)
 
 
 def _ignore(done: int, total: int) -> None:

@@ -24,7 +24,7 @@ def work_frame() -> pl.DataFrame:
             "row_id": [0, 1, 2, 3],
             "source_file": ["a.csv"] * 4,
             "source_row": [1, 2, 3, 4],
-            "customer_id": ["c1", "=HYPERLINK(\"x\")", "c3", "c4"],
+            "customer_id": ["c1", '=HYPERLINK("x")', "c3", "c4"],
             "device_token": ["fcmtoken:" + "A" * 140, "fcm2:" + "B" * 140, "short", None],
             "platform": ["android", "ios", "android", "web"],
             "os_version": ["34", "17.2", "33", None],
@@ -65,11 +65,20 @@ def test_unsent_rows_get_the_stop_reason_and_counts_add_up(tmp_path: Path) -> No
     assert frame.filter(pl.col("row_id") == 1)["outcome"].item() == "aborted"
     summary = report.build_summary(
         frame,
-        meta={"run_id": "r1", "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:01Z"},
+        meta={
+            "run_id": "r1",
+            "started_at": "2026-01-01T00:00:00Z",
+            "finished_at": "2026-01-01T00:00:01Z",
+        },
     )
     assert summary.input_rows == 4
     assert summary.outcomes == {
-        "succeeded": 1, "skipped": 0, "invalid": 2, "rejected": 0, "failed": 0, "aborted": 1
+        "succeeded": 1,
+        "skipped": 0,
+        "invalid": 2,
+        "rejected": 0,
+        "failed": 0,
+        "aborted": 1,
     }
     assert sum(summary.outcomes.values()) == summary.input_rows
     assert summary.reasons["interrupted"] == 1
@@ -78,13 +87,22 @@ def test_unsent_rows_get_the_stop_reason_and_counts_add_up(tmp_path: Path) -> No
 
 def test_report_refuses_rows_without_outcome() -> None:
     with pytest.raises(AssertionError, match="without a valid outcome"):
-        report.build_summary(work_frame(), meta={"run_id": "r", "started_at": "x", "finished_at": "y"})
+        report.build_summary(
+            work_frame(), meta={"run_id": "r", "started_at": "x", "finished_at": "y"}
+        )
 
 
 def test_report_files_mask_tokens_and_defuse_formulas(tmp_path: Path) -> None:
-    frame = report.mark_undecided(report.apply_send_results(work_frame(), send_results()), "interrupted")
+    frame = report.mark_undecided(
+        report.apply_send_results(work_frame(), send_results()), "interrupted"
+    )
     summary = report.build_summary(
-        frame, meta={"run_id": "r1", "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:01Z"}
+        frame,
+        meta={
+            "run_id": "r1",
+            "started_at": "2026-01-01T00:00:00Z",
+            "finished_at": "2026-01-01T00:00:01Z",
+        },
     )
     report.write_report(frame, summary, tmp_path)
     results = pl.read_parquet(tmp_path / "results.parquet")
