@@ -6,6 +6,8 @@ even with port 0, and connections that arrive before the loop runs just wait in 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -23,9 +25,20 @@ from pipeline.sandbox.state import SandboxState
 
 def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # A deep backlog so load tests that open hundreds of connections at once are not refused.
-    sock = socket.create_server((host, port), family=family, backlog=2048)
-    sock.setblocking(False)
+    # proto must be IPPROTO_TCP (not 0, as socket.create_server leaves it): asyncio only sets
+    # TCP_NODELAY on accepted sockets whose proto says TCP, and without it Nagle + delayed ACK
+    # add ~40 ms to every response uvicorn writes in two parts (headers, then body).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        # A deep backlog so load tests that open hundreds of connections at once are not refused.
+        sock.listen(2048)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
     return sock
 
 
@@ -70,6 +83,10 @@ class SandboxServer:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._grace_s = 2.0
         self.root_url = ""
 
     @property
@@ -101,35 +118,72 @@ class SandboxServer:
             target=self._run, name=f"masivo-sandbox:{self.port}", daemon=True
         )
         self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if self._error is not None or not self._thread.is_alive():
-                raise RuntimeError(f"sandbox failed to start: {self._error!r}")
-            if time.monotonic() > deadline:
-                raise TimeoutError("sandbox did not start in time")
-            time.sleep(0.002)
+        if not self._ready.wait(timeout):
+            raise TimeoutError("sandbox did not start in time")
+        if self._error is not None:
+            raise RuntimeError(f"sandbox failed to start: {self._error!r}") from self._error
         return self
 
     def _run(self) -> None:
-        assert self._server is not None and self._sock is not None
         try:
-            self._server.run(sockets=[self._sock])
-        except BaseException as exc:  # surfaced to start()/stop() in the caller's thread
+            asyncio.run(self._serve())
+        except BaseException as exc:  # surfaced to start() in the caller's thread
             self._error = exc
+        finally:
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        """uvicorn's startup, then our own wait and shutdown.
+
+        ``uvicorn.Server.run`` polls its exit flag every 100 ms and sleeps another 100 ms while
+        shutting down; tests start a sandbox each, so we wait on an event instead and stop in a
+        few milliseconds.
+        """
+        server, sock = self._server, self._sock
+        assert server is not None and sock is not None
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        config = server.config
+        if not config.loaded:
+            config.load()
+        server.lifespan = config.lifespan_class(config)
+        await server.startup(sockets=[sock])
+        await server.on_tick(
+            0
+        )  # sets the Date header uvicorn would otherwise add on its first tick
+        self._ready.set()
+        ticker = asyncio.create_task(self._tick(server))
+        await self._stop_event.wait()
+        ticker.cancel()
+        for listener in server.servers:
+            listener.close()
+        for connection in list(server.server_state.connections):
+            connection.shutdown()  # closes idle keep-alive connections, ends busy ones after the reply
+        deadline = time.monotonic() + self._grace_s
+        while server.server_state.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        for task in list(server.server_state.tasks):
+            task.cancel()
+
+    async def _tick(self, server: uvicorn.Server) -> None:
+        # uvicorn refreshes its cached Date header on its own ticks, which we no longer run.
+        while True:
+            await asyncio.sleep(1.0)
+            await server.on_tick(0)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, let in-flight requests finish (2 s at most), close the request log."""
-        if self._server is not None:
-            self._server.should_exit = True
+        loop, event = self._loop, self._stop_event
+        if loop is not None and event is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop may have just finished
+                loop.call_soon_threadsafe(event.set)
         if self._thread is not None:
             self._thread.join(timeout)
-            if self._thread.is_alive() and self._server is not None:
-                self._server.force_exit = True
-                self._thread.join(timeout)
         if self._sock is not None:
             self._sock.close()
         self.state.close()
         self._thread = None
+        self._loop = None
 
     def reconfigure(self, **changes: Any) -> SandboxConfig:
         """Change behaviour while serving, e.g. ``sb.reconfigure(error_503_rate=0.5)``."""
