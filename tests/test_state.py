@@ -136,22 +136,27 @@ def test_garbage_after_last_fsync_keeps_the_good_prefix(tmp_path: Path) -> None:
         assert store.snapshot()["device_token"].to_list() == ["t1"]
 
 
-def test_leftover_journal_after_compaction_is_not_applied_again(tmp_path: Path) -> None:
-    with StateStore.open(tmp_path, run_id="r1") as store:
-        store.record([Result("t1", customer_id="old")])
-    (j1,) = journals(tmp_path)
+def test_leftover_journal_after_compaction_is_not_applied_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patch:
+        # Two runs that never compacted: two pending journals, the newer one wins for t1.
+        patch.setattr(StateStore, "_compact", lambda self: self._load())
+        with StateStore.open(tmp_path, run_id="r1") as store:
+            store.record([Result("t1", customer_id="old")])
+        with StateStore.open(tmp_path, run_id="r2") as store:
+            store.record([Result("t1", customer_id="new")])
+    j1, _ = journals(tmp_path)
     saved = tmp_path / "saved.jsonl"
     shutil.copy(j1, saved)
-    with StateStore.open(tmp_path, run_id="r2") as store:  # folds j1 into the snapshot
-        store.record([Result("t1", customer_id="new")])
-    # Crash between the snapshot rename and the journal unlink: j1 is back, already folded.
+    with StateStore.open(tmp_path, run_id="r3") as store:  # folds both, deletes both
+        assert row(store, "t1")["customer_id"] == "new"
+    # Crash between the snapshot rename and the unlink of j1: j1 is back, already folded.
     shutil.copy(saved, j1)
-    saved.unlink()
-    with StateStore.open(tmp_path, run_id="r3") as store:
-        assert row(store, "t1")["customer_id"] == "new"
-    with StateStore.open(tmp_path, run_id="r4") as store:
-        assert row(store, "t1")["customer_id"] == "new"
-        assert journals(tmp_path) == []
+    for run_id, read_only in (("show", True), ("r4", False), ("r5", False)):
+        with StateStore.open(tmp_path, run_id=run_id, read_only=read_only) as store:
+            assert row(store, "t1")["customer_id"] == "new"
+    assert journals(tmp_path) == []
 
 
 def test_crash_during_snapshot_write_leaves_old_snapshot(tmp_path: Path) -> None:

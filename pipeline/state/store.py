@@ -235,7 +235,9 @@ class StateStore:
             for path in pending:
                 frame = apply_journal(frame, read_journal(path))
             self._write_snapshot(frame, folded={p.name for p in pending})
-            for path in pending:
+            # Newest first: should a crash strike here, the leftovers are the older journals,
+            # the ones whose re-application would do harm; the folded list prevents it.
+            for path in reversed(pending):
                 path.unlink(missing_ok=True)
             fsync_dir(self._journal_dir())
         except OSError as exc:
