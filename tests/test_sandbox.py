@@ -136,6 +136,9 @@ def test_expired_token_is_401(make_sandbox: MakeSandbox) -> None:
 def test_revoked_tokens_are_401(sandbox: SandboxServer) -> None:
     with authed(sandbox) as client:
         assert patch(client, "c1").status_code == 200
+        assert sandbox.state.issued_tokens() == [
+            client.headers["authorization"].removeprefix("Bearer ")
+        ]
         assert httpx.post(sandbox.root_url + "/_sandbox/revoke-tokens").json()["count"] == 1
         assert patch(client, "c1").status_code == 401
 
@@ -247,6 +250,15 @@ def test_unencoded_dot_segments_do_not_reach_a_customer(sandbox: SandboxServer) 
     assert conn.getresponse().status == 404
     conn.close()
     assert sandbox.state.registrations() == []
+
+
+def test_unknown_routes_and_methods(sandbox: SandboxServer) -> None:
+    with authed(sandbox) as client:
+        assert client.get("/customers/c1/devices").status_code == 405
+        assert client.post("/auth/authorize").status_code == 405
+        assert client.get("/nowhere").status_code == 404
+        assert client.patch("/customers//devices", json=BODY).status_code == 404
+    assert [e.method for e in sandbox.state.request_log][1:3] == ["GET", "POST"]
 
 
 def test_marketing_automation_off_answers_400_on_every_patch(make_sandbox: MakeSandbox) -> None:

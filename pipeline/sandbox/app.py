@@ -168,28 +168,28 @@ class SandboxApp:
                 customer_id = _segment(seg)
             except UnicodeDecodeError:
                 body = _body({"message": "Invalid customer id", "details": "not UTF-8"})
-                await self._api_reply(send, route, None, 400, body, method=method)
+                await self._api_reply(send, method, route, None, 400, body)
                 return
             if customer_id is None:
-                await self._api_reply(send, "not_found", None, 404, _NOT_FOUND)
+                await self._api_reply(send, method, "not_found", None, 404, _NOT_FOUND)
             elif route == "patch_devices":
                 if method == "PATCH":
                     await self._patch_devices(scope, receive, send, customer_id)
                 else:
-                    await self._api_reply(send, route, customer_id, 405, _NOT_ALLOWED)
+                    await self._api_reply(send, method, route, customer_id, 405, _NOT_ALLOWED)
             elif method == "GET":
                 await self._get_customer(scope, send, customer_id)
             else:
-                await self._api_reply(send, route, customer_id, 405, _NOT_ALLOWED)
+                await self._api_reply(send, method, route, customer_id, 405, _NOT_ALLOWED)
         elif raw == _AUTHORIZE:
             if method == "GET":
                 await self._authorize(scope, send)
             else:
-                await self._api_reply(send, "authorize", None, 405, _NOT_ALLOWED)
+                await self._api_reply(send, method, "authorize", None, 405, _NOT_ALLOWED)
         elif raw.startswith(_CONTROL):
             await self._control(method, raw[len(_CONTROL) :].decode("ascii", "replace"), send)
         else:
-            await self._api_reply(send, "not_found", None, 404, _NOT_FOUND)
+            await self._api_reply(send, method, "not_found", None, 404, _NOT_FOUND)
 
     async def _reply(
         self,
@@ -211,12 +211,12 @@ class SandboxApp:
     async def _api_reply(
         self,
         send: Send,
+        method: str,
         route: str,
         customer_id: str | None,
         status: int,
         body: bytes,
         *,
-        method: str = "GET",
         device_token: str | None = None,
         fault: str | None = None,
         extra: list[tuple[bytes, bytes]] | None = None,
@@ -241,29 +241,31 @@ class SandboxApp:
         if config.fail_auth:
             body = _body({"message": "Authorization failed", "details": "sandbox fail_auth is on"})
             await self._api_reply(
-                send, "authorize", None, config.fail_auth_status, body, fault="auth"
+                send, "GET", "authorize", None, config.fail_auth_status, body, fault="auth"
             )
             return
         key = _header(scope, b"x-api-key")
         if key is None or not hmac.compare_digest(key, config.api_key.encode()):
-            await self._api_reply(send, "authorize", None, 401, _BAD_KEY)
+            await self._api_reply(send, "GET", "authorize", None, 401, _BAD_KEY)
             return
-        await self._api_reply(send, "authorize", None, 200, _body({"data": self.issue_token()}))
+        await self._api_reply(
+            send, "GET", "authorize", None, 200, _body({"data": self.issue_token()})
+        )
 
     async def _get_customer(self, scope: Scope, send: Send, customer_id: str) -> None:
         route = "get_customer"
         denied = self._bearer_ok(scope)
         if denied is not None:
-            await self._api_reply(send, route, customer_id, 401, denied)
+            await self._api_reply(send, "GET", route, customer_id, 401, denied)
         elif self.config.is_unknown(customer_id):
-            await self._api_reply(send, route, customer_id, 404, _NOT_FOUND_CUSTOMER)
+            await self._api_reply(send, "GET", route, customer_id, 404, _NOT_FOUND_CUSTOMER)
         else:
             devices = [
                 {"device_token": tok, "device_info": info}
                 for tok, info in self.state.devices_of(customer_id).items()
             ]
             body = _body({"data": {"customer": {"id": customer_id, "devices": devices}}})
-            await self._api_reply(send, route, customer_id, 200, body)
+            await self._api_reply(send, "GET", route, customer_id, 200, body)
 
     async def _patch_devices(
         self, scope: Scope, receive: Receive, send: Send, customer_id: str

@@ -77,6 +77,11 @@ class SandboxState:
         exp = self._tokens.get(token)
         return exp is not None and now < exp
 
+    def issued_tokens(self) -> list[str]:
+        """Every access token still known, for tests asserting that none leaked into output."""
+        with self._lock:
+            return list(self._tokens)
+
     def revoke_tokens(self) -> int:
         """Forget every issued token, as if the account's keys were rotated; returns the count."""
         with self._lock:
