@@ -55,7 +55,11 @@ class LazyGroup(click.Group):
 
 @click.group(
     cls=LazyGroup,
-    lazy={"sandbox": "pipeline.sandbox.cli:sandbox_command"},
+    lazy={
+        "sandbox": "pipeline.sandbox.cli:sandbox_command",
+        "reconcile": "pipeline.cli_state:reconcile",
+        "state": "pipeline.cli_state:state_group",
+    },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=EXIT_CODES_HELP,
 )

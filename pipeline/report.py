@@ -211,13 +211,31 @@ def write_report(
 
     Each file is written to a temporary name and renamed, so a reader never sees half a file.
     """
-    report_dir.mkdir(parents=True, exist_ok=True)
+    # Reports hold customer ids and (masked) tokens: personal data, readable by the owner only.
+    report_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     table = results_table(frame, unmask_tokens=unmask_tokens)
     _atomic_write(report_dir / "results.parquet", lambda p: table.write_parquet(p))
     _atomic_write(report_dir / "results.csv", lambda p: spreadsheet_safe(table).write_csv(p))
     body = json.dumps(summary.as_dict(), indent=2, ensure_ascii=False) + "\n"
     _atomic_write(report_dir / "summary.json", lambda p: p.write_text(body, encoding="utf-8"))
     return report_dir
+
+
+def status_counts(reconciled: pl.DataFrame) -> dict[str, int]:
+    """Reconcile statuses and how many tokens have each."""
+    counts = reconciled.group_by("status").len().sort("status")
+    return dict(counts.iter_rows())
+
+
+def write_reconcile(
+    reconciled: pl.DataFrame, report_dir: Path, *, unmask_tokens: bool = False
+) -> None:
+    """reconcile.parquet / reconcile.csv: one row per source token plus one per removed token."""
+    table = reconciled.with_columns(mask_token(pl.col("device_token")).alias("device_token_masked"))
+    if not unmask_tokens:
+        table = table.drop("device_token")
+    _atomic_write(report_dir / "reconcile.parquet", lambda p: table.write_parquet(p))
+    _atomic_write(report_dir / "reconcile.csv", lambda p: spreadsheet_safe(table).write_csv(p))
 
 
 def _atomic_write(path: Path, write: Any) -> None:

@@ -20,7 +20,7 @@ import polars as pl
 from pipeline import report
 from pipeline.client import ClientOptions, Credentials
 from pipeline.dedupe import dedupe
-from pipeline.diff import diff, removed_tokens
+from pipeline.diff import diff, reconcile, removed_tokens
 from pipeline.normalize import NormalizeOptions, normalize
 from pipeline.outcomes import REASONS, Outcome
 from pipeline.send import SendOptions, SendResult, run_send
@@ -50,7 +50,7 @@ class SyncConfig:
     state_dir: Path = DEFAULT_STATE_DIR
     report_dir: Path | None = None  # default: <state_dir>/runs/<run_id>
     credentials: Credentials | None = None  # default: from MASIVO_API_KEY / MASIVO_ACCESS_TOKEN
-    mode: str = "sync"  # sync | dry_run | validate
+    mode: str = "sync"  # sync | dry_run | validate | reconcile
     full_resync: bool = False
     max_failure_rate: float | None = None
     unmask_tokens: bool = False
@@ -223,14 +223,17 @@ def run_sync(config: SyncConfig, *, progress: ProgressCallback | None = None) ->
     store: StateStore | None = None
     removed = 0
     stage = _SendStage()
+    reconciled: pl.DataFrame | None = None
     try:
-        if config.mode in ("sync", "dry_run"):
+        if config.mode in ("sync", "dry_run", "reconcile"):
             store = StateStore.open(
-                Path(config.state_dir), run_id=run_id, read_only=config.mode == "dry_run"
+                Path(config.state_dir), run_id=run_id, read_only=config.mode != "sync"
             )
             snapshot = store.snapshot()
             frame = diff(frame, snapshot, full_resync=config.full_resync)
             removed = removed_tokens(frame, snapshot).height
+            if config.mode == "reconcile":
+                reconciled = reconcile(frame, snapshot)
         if config.mode == "sync":
             assert store is not None and credentials is not None
             frame, stage = _send(frame, store, config, credentials, progress)
@@ -256,6 +259,8 @@ def run_sync(config: SyncConfig, *, progress: ProgressCallback | None = None) ->
         "duration_s": round(time.monotonic() - clock, 3),
         "send": send_stats,
     }
+    if reconciled is not None:
+        extra["reconcile"] = report.status_counts(reconciled)
     summary = report.build_summary(
         frame,
         meta={
@@ -271,6 +276,8 @@ def run_sync(config: SyncConfig, *, progress: ProgressCallback | None = None) ->
     )
     try:
         report.write_report(frame, summary, report_dir, unmask_tokens=config.unmask_tokens)
+        if reconciled is not None:
+            report.write_reconcile(reconciled, report_dir, unmask_tokens=config.unmask_tokens)
         if store is not None and config.mode == "sync":
             store.finish_run(summary.as_dict() | {"report_dir": str(report_dir)})
     finally:
