@@ -113,6 +113,8 @@ class MasivoClient:
         self._tokens = TokenManager(credentials, self._exchange)
         self._fast_url = self._check_fast_url()
         self.unauthorized_renewals = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._headers_token: str | None = None
 
     def __repr__(self) -> str:
         return f"MasivoClient(base_url={str(self._base)!r}, transport={self.transport_name})"
@@ -228,12 +230,16 @@ class MasivoClient:
         return result
 
     async def _attempt(self, customer_id: str, body: bytes, token: str) -> CallResult:
-        headers = [
-            (b"authorization", b"Bearer " + token.encode("ascii")),
-            (b"content-type", b"application/json"),
-            (b"accept", b"application/json"),
-            (b"user-agent", self.options.user_agent.encode("ascii")),
-        ]
+        headers = self._headers
+        if token is not self._headers_token:
+            # Built once per token, not per request.
+            headers = self._headers = [
+                (b"authorization", b"Bearer " + token.encode("ascii")),
+                (b"content-type", b"application/json"),
+                (b"accept", b"application/json"),
+                (b"user-agent", self.options.user_agent.encode("ascii")),
+            ]
+            self._headers_token = token
         start = time.perf_counter()
         try:
             request = httpx.Request(
