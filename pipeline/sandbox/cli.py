@@ -166,7 +166,10 @@ def sandbox_command(
     from pipeline.sandbox.app import SandboxApp
     from pipeline.sandbox.server import bind_socket, serve_foreground, url_of
 
-    app = SandboxApp(config)
+    try:
+        app = SandboxApp(config)
+    except OSError as exc:  # the request log cannot be opened
+        raise click.UsageError(f"cannot open request log: {exc}") from exc
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
@@ -176,7 +179,9 @@ def sandbox_command(
     signal.signal(signal.SIGTERM, _exit_quietly)
     # One parseable line, flushed: parent processes wait for it to learn the URL.
     click.echo(f"Masivo sandbox listening on {url_of(sock)}{API_PREFIX}")
-    click.echo(f"seed={app.faults.seed} api_key={config.api_key}", err=True)
+    # The default key is a public sandbox key; a custom one might be someone's real key.
+    shown_key = config.api_key if config.api_key == DEFAULT_API_KEY else "(custom, not shown)"
+    click.echo(f"seed={app.faults.seed} api_key={shown_key}", err=True)
     sys.stdout.flush()
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop
         serve_foreground(app, sock)

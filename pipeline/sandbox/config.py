@@ -104,8 +104,10 @@ class SandboxConfig:
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-safe view for the control endpoint; the API key is a sandbox key, so it is shown."""
+        """A JSON-safe view for the control endpoint; a custom API key is masked."""
         out = dataclasses.asdict(self)
+        if self.api_key != DEFAULT_API_KEY:
+            out["api_key"] = "(custom, not shown)"
         out["unknown_customers"] = sorted(self.unknown_customers)
         out["request_log"] = str(self.request_log) if self.request_log else None
         return out
