@@ -30,13 +30,20 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from pipeline.normalize.platforms import canonical_platform, is_unsupported, platform_key
-from pipeline.normalize.timestamps import parse_activity
-from pipeline.normalize.tokens import KIND_REASON, clean_token, token_kind
-from pipeline.normalize.versions import os_version_for
+from pipeline.normalize.lookups import (
+    ANDROID,
+    CODE_TO_PLATFORM,
+    IOS,
+    UNSUPPORTED,
+    WEB,
+    os_lookup,
+    platform_codes,
+)
+from pipeline.normalize.timestamps import with_activity
+from pipeline.normalize.tokens import KIND_REASON, clean_token, with_token_kind
 from pipeline.outcomes import REASONS
 
-__all__ = ["REASON_ORDER", "NormalizeOptions", "normalize"]
+__all__ = ["REASON_ORDER", "NormalizeOptions", "normalize", "normalize_lazy"]
 
 MAX_CUSTOMER_ID_LEN = 256
 
@@ -51,6 +58,17 @@ REASON_ORDER = (
 
 _TRUE = ["true", "t", "1", "yes", "y", "on", "opted_in", "subscribed"]
 _FALSE = ["false", "f", "0", "no", "n", "off", "opted_out", "unsubscribed"]
+
+
+# fixed detail texts per reason (the others carry the raw value)
+_DETAILS = {
+    "opted_out": "source marks the device unsubscribed",
+    "missing_customer_id": "customer_id is empty",
+    "invalid_customer_id": f"control characters or longer than {MAX_CUSTOMER_ID_LEN}",
+    "missing_platform": "platform is empty",
+    **{code: text for code, text in KIND_REASON.values()},
+    "email_or_phone_token": KIND_REASON["email"][1],  # phone rows get theirs in normalize_lazy
+}
 
 
 @dataclass(frozen=True)
@@ -94,22 +112,14 @@ def _ensure_columns(frame: pl.DataFrame) -> pl.DataFrame:
     return out.with_columns(raw) if raw else out
 
 
-def _reason_expr(conds: dict[str, pl.Expr]) -> pl.Expr:
-    chain = None
-    for code in REASON_ORDER:
-        if code not in conds:
-            continue
-        c = conds[code].fill_null(False)
-        chain = (pl.when(c) if chain is None else chain.when(c)).then(pl.lit(code))
-    return (
-        chain.otherwise(pl.lit(None, dtype=pl.String))
-        if chain is not None
-        else pl.lit(None, dtype=pl.String)
-    )
-
-
-def normalize(frame: pl.DataFrame, options: NormalizeOptions = NormalizeOptions()) -> pl.DataFrame:
+def normalize(frame: pl.DataFrame, options: NormalizeOptions | None = None) -> pl.DataFrame:
     """Return the frame with clean values and an outcome for every row that must not be sent."""
+    return normalize_lazy(frame, options).collect()
+
+
+def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None) -> pl.LazyFrame:
+    """The query behind `normalize`, not yet collected (for profiling, or fusing with later stages)."""
+    options = options or NormalizeOptions()
     frame = _ensure_columns(frame)
     order = list(frame.columns)
     schema = frame.schema
@@ -117,48 +127,37 @@ def normalize(frame: pl.DataFrame, options: NormalizeOptions = NormalizeOptions(
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
 
+    # low-cardinality columns are classified once per distinct value (see lookups.py)
+    frame = frame.with_columns(
+        pl.col("platform").cast(pl.String), pl.col("os_version").cast(pl.String)
+    )
+    plat_code = platform_codes(frame["platform"])
+    api_kind = pl.col("android_version_kind").cast(pl.String) == "api"
+    osn, os_invalid = os_lookup(frame["os_version"], pl.col("_pc"), api_kind.fill_null(False))
+
     lf = frame.lazy().with_columns(
         pl.col("customer_id").cast(pl.String).str.strip_chars().alias("customer_id"),
         clean_token(pl.col("device_token").cast(pl.String)).alias("device_token"),
         _blank_to_null(pl.col("model").cast(pl.String)).alias("model"),
-        _blank_to_null(pl.col("os_version").cast(pl.String)).alias("_os"),
-        pl.col("platform").cast(pl.String).str.strip_chars().alias("_plat"),
-        parse_activity(pl.col("activity_at"), schema["activity_at"]).alias("activity_at"),
         _opted_in("opted_in", schema["opted_in"]).alias("opted_in"),
+        plat_code.alias("_pc"),
     )
-    # Platforms and versions have few distinct values: map the distinct ones, then join back, so
-    # the regex work is done a few hundred times instead of once per row.
-    plat = (
-        lf.select("_plat")
-        .unique()
-        .with_columns(_key=platform_key(pl.col("_plat")))
-        .with_columns(
-            _canon=canonical_platform(pl.col("_key")), _unsup=is_unsupported(pl.col("_key"))
-        )
-        .drop("_key")
-    )
-    lf = lf.join(plat, on="_plat", how="left", nulls_equal=True, maintain_order="left")
-    vkeys = ["_canon", "_os", "android_version_kind"]
-    vers = (
-        lf.select(vkeys)
-        .unique()
-        .with_columns(
-            _osn=os_version_for(pl.col("_canon"), pl.col("_os"), pl.col("android_version_kind"))
-        )
-    )
-    lf = lf.join(vers, on=vkeys, how="left", nulls_equal=True, maintain_order="left")
-    lf = lf.with_columns(token_kind=token_kind(pl.col("device_token")))
+    lf = lf.with_columns(_osn=osn, _osbad=os_invalid)
+    lf = with_activity(lf, "activity_at", schema["activity_at"])
+    lf = with_token_kind(lf, "device_token", "token_kind")
 
     kind = pl.col("token_kind")
     cust = pl.col("customer_id")
+    pc = pl.col("_pc")
+    plat = pl.col("platform")
     conds: dict[str, pl.Expr] = {
-        "unsupported_platform": pl.col("_unsup"),
+        "unsupported_platform": pc == UNSUPPORTED,
         "missing_customer_id": cust.is_null() | (cust == ""),
         "invalid_customer_id": cust.str.contains(r"[\x00-\x1f\x7f]")
         | (cust.str.len_chars() > MAX_CUSTOMER_ID_LEN),
-        "missing_platform": pl.col("_plat").is_null() | (pl.col("_plat") == ""),
-        "unknown_platform": pl.col("_canon").is_null(),
-        "invalid_os_version": pl.col("_os").is_not_null() & pl.col("_osn").is_null(),
+        "missing_platform": plat.is_null() | (plat.str.strip_chars() == ""),
+        "unknown_platform": pc.is_null(),
+        "invalid_os_version": pl.col("_osbad"),
     }
     for k, (code, _) in KIND_REASON.items():
         hit = kind == k
@@ -169,48 +168,58 @@ def normalize(frame: pl.DataFrame, options: NormalizeOptions = NormalizeOptions(
         cutoff = now - timedelta(days=options.max_age_days)
         stale = pl.col("activity_at") < pl.lit(cutoff).cast(pl.Datetime("us", "UTC"))
         if options.max_age_platforms is not None:
-            stale = stale & pl.col("_canon").is_in(list(options.max_age_platforms))
+            codes = [c for c, p in CODE_TO_PLATFORM.items() if p in options.max_age_platforms]
+            stale = stale & pc.is_in(codes)
         conds["stale"] = stale
 
-    details: dict[str, pl.Expr] = {
-        "unsupported_platform": pl.col("_plat"),
-        "opted_out": pl.lit("source marks the device unsubscribed"),
-        "stale": pl.lit(f"last activity older than {options.max_age_days} days"),
-        "missing_customer_id": pl.lit("customer_id is empty"),
-        "invalid_customer_id": pl.lit(f"control characters or longer than {MAX_CUSTOMER_ID_LEN}"),
-        "missing_platform": pl.lit("platform is empty"),
-        "unknown_platform": pl.col("_plat"),
-        "invalid_os_version": pl.col("_os"),
-    }
-    for code, text in KIND_REASON.values():
-        if code != "email_or_phone_token":
-            details[code] = pl.lit(text)
-    details["email_or_phone_token"] = (
-        pl.when(kind == "email")
-        .then(pl.lit(KIND_REASON["email"][1]))
-        .otherwise(pl.lit(KIND_REASON["phone"][1]))
+    # the first matching reason wins; codes are small ints (cheap), strings are mapped at the end
+    chain = pl.lit(None, dtype=pl.UInt8)
+    for n, code in reversed(list(enumerate(REASON_ORDER))):
+        if code in conds:
+            chain = (
+                pl.when(conds[code].fill_null(False))
+                .then(pl.lit(n, dtype=pl.UInt8))
+                .otherwise(chain)
+            )
+    lf = lf.with_columns(_r=chain)
+    r = pl.col("_r")
+    reason_of = dict(enumerate(REASON_ORDER))
+    outcome_of = {n: REASONS[code][0].value for n, code in reason_of.items()}
+    text_of = {n: _DETAILS[code] for n, code in reason_of.items() if code in _DETAILS}
+    text_of[REASON_ORDER.index("stale")] = f"last activity older than {options.max_age_days} days"
+    raw_value = {REASON_ORDER.index(c) for c in ("unsupported_platform", "unknown_platform")}
+    detail = (
+        pl.when(r.is_in(list(raw_value)))
+        .then(plat.str.strip_chars())
+        .when(r == REASON_ORDER.index("invalid_os_version"))
+        .then(pl.col("os_version").str.strip_chars())
+        .when(kind == "phone")
+        .then(pl.lit(KIND_REASON["phone"][1]))
+        .otherwise(r.replace_strict(text_of, default=None, return_dtype=pl.String))
     )
-
-    new_reason = _reason_expr(conds)
-    outcome_of = {code: REASONS[code][0].value for code in REASON_ORDER}
-    lf = lf.with_columns(_new=new_reason)
     decided = pl.col("outcome").is_not_null()
-    detail_chain = pl.lit(None, dtype=pl.String)
-    for code in reversed(REASON_ORDER):
-        detail_chain = pl.when(pl.col("_new") == code).then(details[code]).otherwise(detail_chain)
-    android_ok = (pl.col("_canon") == "android") & pl.col("_osn").is_not_null()
+    known = pc.is_in([ANDROID, IOS, WEB])
     lf = lf.with_columns(
         outcome=pl.when(decided)
         .then(pl.col("outcome"))
-        .otherwise(pl.col("_new").replace_strict(outcome_of, default=None, return_dtype=pl.String)),
-        reason=pl.when(decided).then(pl.col("reason")).otherwise(pl.col("_new")),
-        detail=pl.when(decided).then(pl.col("detail")).otherwise(detail_chain),
-        platform=pl.coalesce(pl.col("_canon"), pl.col("_plat")),
-        os_version=pl.coalesce(pl.col("_osn"), pl.col("_os")),
+        .otherwise(r.replace_strict(outcome_of, default=None, return_dtype=pl.String)),
+        reason=pl.when(decided)
+        .then(pl.col("reason"))
+        .otherwise(r.replace_strict(reason_of, default=None, return_dtype=pl.String)),
+        detail=pl.when(decided)
+        .then(pl.col("detail"))
+        .otherwise(pl.when(r.is_not_null()).then(detail)),
+        platform=pl.when(known)
+        .then(pc.replace_strict(CODE_TO_PLATFORM, default=None, return_dtype=pl.String))
+        .otherwise(plat.str.strip_chars()),
+        os_version=pl.coalesce(
+            pl.col("_osn"),
+            _blank_to_null(pl.when(pl.col("_osn").is_null()).then(pl.col("os_version"))),
+        ),
         # os_version now holds an API level: a second pass must not read it as a release
-        android_version_kind=pl.when(android_ok)
+        android_version_kind=pl.when((pc == ANDROID) & pl.col("_osn").is_not_null())
         .then(pl.lit("api"))
         .otherwise(pl.col("android_version_kind")),
     )
     extra = [c for c in ("token_kind",) if c not in order]
-    return lf.select(*order, *extra).collect()
+    return lf.select(*order, *extra)

@@ -47,28 +47,56 @@ def clean_token(col: pl.Expr) -> pl.Expr:
     return pl.when(t != "").then(t)
 
 
-def token_kind(t: pl.Expr) -> pl.Expr:
-    """The kind of an already trimmed token (see TOKEN_KINDS)."""
-    n = t.str.len_bytes()
-    apns_hex = t.str.replace_all(r"[\s<>]", "")
-    return (
+def with_token_kind(
+    lf: pl.LazyFrame, col: str = "device_token", out: str = "token_kind"
+) -> pl.LazyFrame:
+    """`lf` plus `out`, the kind of the already trimmed token in `col` (see TOKEN_KINDS).
+
+    Speed: a full alphabet regex over a million 160-byte tokens costs more than reading the file,
+    so tokens with the FCM/GCM layout (a 22- or 11-character id then ":APA91b", or a bare
+    "APA91b...") only get cheap checks (non-ASCII, whitespace, quotes); every other token gets the
+    full alphabet check, and the patterns for the wrong kinds only run on the few rows that can
+    match them (the rest are masked to null, which the string kernels skip).
+    """
+    t = pl.col(col)
+    n = pl.col("_n")
+    lf = lf.with_columns(_n=t.str.len_bytes())
+    layout = (t.str.slice(22, 7) == ":APA91b").fill_null(False)
+    rest = pl.when(~layout).then(t)
+    layout = layout | (rest.str.slice(11, 7) == ":APA91b").fill_null(False)
+    layout = layout | rest.str.starts_with("APA91b").fill_null(False)
+    lf = lf.with_columns(_layout=layout & (n >= 100))
+    fast = pl.col("_layout")
+    cheap_ok = (t.str.len_chars() == n) & ~t.str.contains_any([" ", "\t", '"'])
+    full_ok = pl.when(~fast).then(t).str.contains(_FCM_ALPHABET)
+    lf = lf.with_columns(_ok=pl.when(fast).then(cheap_ok).otherwise(full_ok))
+    n, ok = pl.col("_n"), pl.col("_ok").fill_null(False)
+    odd = pl.when(~ok).then(t)  # URLs, emails, Expo, spaced APNs, junk
+    short = pl.when(n <= 24).then(t)  # phone numbers can be all digits, so they pass the alphabet
+    hexlen = pl.when((n >= 64) & (n <= 100)).then(t)
+    kind = (
         pl.when(t.is_null() | (n == 0))
         .then(pl.lit("empty"))
         .when(n > MAX_TOKEN_LEN)
         .then(pl.lit("oversized"))
-        .when(t.str.contains(r"^Expo(?:nent)?PushToken\["))
+        .when(odd.str.contains(r"^Expo(?:nent)?PushToken\[").fill_null(False))
         .then(pl.lit("expo"))
-        .when(t.str.contains(r"^(?i:https?)://"))
+        .when(odd.str.contains(r"^(?i:https?)://").fill_null(False))
         .then(pl.lit("webpush"))
-        .when(t.str.contains(r"^(?i:mailto:)?[^@\s]+@[^@\s]+\.[^@\s]+$"))
+        .when(odd.str.contains(r"^(?i:mailto:)?[^@\s]+@[^@\s]+\.[^@\s]+$").fill_null(False))
         .then(pl.lit("email"))
-        .when(t.str.contains(r"^(?:tel:)?\+?[0-9][0-9 ().\-]{5,18}[0-9]$"))
+        .when(short.str.contains(r"^(?:tel:)?\+?[0-9][0-9 ().\-]{5,18}[0-9]$").fill_null(False))
         .then(pl.lit("phone"))
-        .when((n >= 64) & (n <= 100) & apns_hex.str.contains(r"^[0-9A-Fa-f]{64}$"))
+        .when(
+            hexlen.str.replace_all(r"[\s<>]", "")
+            .str.contains(r"^[0-9A-Fa-f]{64}$")
+            .fill_null(False)
+        )
         .then(pl.lit("apns"))
-        .when(~t.str.contains(_FCM_ALPHABET) | (n < MIN_TOKEN_LEN))
+        .when(~ok | (n < MIN_TOKEN_LEN))
         .then(pl.lit("malformed"))
         .when(t.str.starts_with("APA91b"))
         .then(pl.lit("gcm"))
         .otherwise(pl.lit("fcm"))
     )
+    return lf.with_columns(kind.alias(out)).drop("_n", "_ok", "_layout")
