@@ -21,7 +21,7 @@ import pytest
 
 from pipeline.sandbox.config import DEFAULT_API_KEY, MARKETING_OFF_MESSAGE, SandboxConfig
 from pipeline.sandbox.faults import Fault, FaultPlan
-from pipeline.sandbox.server import SandboxServer
+from pipeline.sandbox.server import SandboxServer, run_sandbox_in_thread
 
 REPO = Path(__file__).resolve().parents[1]
 BODY = {
@@ -258,6 +258,8 @@ def test_unknown_routes_and_methods(sandbox: SandboxServer) -> None:
         assert client.post("/auth/authorize").status_code == 405
         assert client.get("/nowhere").status_code == 404
         assert client.patch("/customers//devices", json=BODY).status_code == 404
+        not_utf8 = client.patch("/customers/%FF/devices", json=BODY)
+        assert not_utf8.status_code == 400 and not_utf8.json()["details"] == "not UTF-8"
     assert [e.method for e in sandbox.state.request_log][1:3] == ["GET", "POST"]
 
 
@@ -378,7 +380,17 @@ def test_config_rejects_impossible_shares() -> None:
         SandboxConfig(error_503_rate=1.5)
 
 
-# ---- control endpoint and CLI ---------------------------------------------------------------
+# ---- control endpoint, lifecycle and CLI ------------------------------------------------------
+
+
+def test_context_manager_stops_cleanly() -> None:
+    with run_sandbox_in_thread(SandboxConfig(seed=1)) as sb, client_for(sb) as client:
+        authorize(client)
+        url = sb.base_url
+    started = time.perf_counter()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url + "/auth/authorize", timeout=2)
+    assert time.perf_counter() - started < 1
 
 
 def test_control_endpoints(sandbox: SandboxServer) -> None:

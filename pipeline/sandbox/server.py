@@ -112,6 +112,8 @@ class SandboxServer:
     def start(self, timeout: float = 10.0) -> SandboxServer:
         if self._thread is not None:
             raise RuntimeError("sandbox already started")
+        self._ready = threading.Event()
+        self._error = None
         self._sock = bind_socket(self._host, self._port)
         self.root_url = url_of(self._sock)
         self._server = uvicorn.Server(uvicorn_config(self.app, in_thread=True))
