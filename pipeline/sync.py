@@ -7,9 +7,11 @@ stage's logic lives in its own module.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -274,15 +276,19 @@ def run_sync(config: SyncConfig, *, progress: ProgressCallback | None = None) ->
         },
         extra=extra,
     )
+    # After a state write failure the store cannot record the run either; the report still
+    # says what happened, and the next run resends what was not durable.
+    state_broken = stop_reason == "state_write_failed"
     try:
         report.write_report(frame, summary, report_dir, unmask_tokens=config.unmask_tokens)
         if reconciled is not None:
             report.write_reconcile(reconciled, report_dir, unmask_tokens=config.unmask_tokens)
-        if store is not None and config.mode == "sync":
+        if store is not None and config.mode == "sync" and not state_broken:
             store.finish_run(summary.as_dict() | {"report_dir": str(report_dir)})
     finally:
         if store is not None:
-            store.close()
+            with contextlib.suppress(StateWriteError) if state_broken else nullcontext():
+                store.close()
     return SyncResult(run_id, exit_code, summary, report_dir, frame)
 
 

@@ -24,6 +24,7 @@ import anyio.abc
 import polars as pl
 
 from pipeline.client import OK, RATE_LIMITED, REJECT, STOP, CallResult, MasivoClient
+from pipeline.errors import SystemicStop
 from pipeline.outcomes import Outcome, outcome_of
 from pipeline.secrets import redact
 from pipeline.send.bodies import Row, iter_rows
@@ -111,7 +112,7 @@ class _Run:
         )
         try:
             self.on_result(send_result)
-        except OSError as exc:
+        except (OSError, SystemicStop) as exc:
             # The record of this row could not be written: stop before sending more rows whose
             # results could not be kept either.
             self.stop("state_write_failed", f"recording a result failed: {exc}")
