@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from pipeline import __version__
+from pipeline.client import ClientOptions
 from pipeline.errors import MasivoSyncError
 from pipeline.normalize import NormalizeOptions
 from pipeline.secrets import redact
@@ -190,6 +191,41 @@ def _send_options(func: Any) -> Any:
             "call would fail the same way.",
         ),
         click.option(
+            "--systemic-after",
+            default=20,
+            show_default=True,
+            type=click.IntRange(min=0),
+            help="Stop the run (exit 3) when this many consecutive calls fail the same way; 0 never.",
+        ),
+        click.option(
+            "--retry-after-cap",
+            default=60.0,
+            show_default=True,
+            type=click.FloatRange(min=0),
+            help="Longest pause, in seconds, that a 429's Retry-After may impose on the run.",
+        ),
+        click.option(
+            "--connect-timeout",
+            default=5.0,
+            show_default=True,
+            type=click.FloatRange(min=0, min_open=True),
+            help="Seconds to wait for a connection to Masivo.",
+        ),
+        click.option(
+            "--read-timeout",
+            default=30.0,
+            show_default=True,
+            type=click.FloatRange(min=0, min_open=True),
+            help="Seconds to wait for Masivo's answer to one call.",
+        ),
+        click.option(
+            "--grace-period",
+            default=10.0,
+            show_default=True,
+            type=click.FloatRange(min=0),
+            help="On Ctrl-C / SIGTERM, seconds to let calls in flight finish (a second signal stops at once).",
+        ),
+        click.option(
             "--full-resync",
             is_flag=True,
             help="Ignore what earlier runs delivered and send every valid row again.",
@@ -268,17 +304,29 @@ def _config_from_options(options: dict[str, Any], *, mode: str) -> SyncConfig:
         max_age_days=options["max_age_days"] or None,
         include_opted_out=options["include_opted_out"],
     )
+    base_url = options.get("base_url") or os.environ.get("MASIVO_BASE_URL") or DEFAULT_BASE_URL
     send = SendOptions()
+    client = None
     if "concurrency" in options:
         send = SendOptions(
             concurrency=options["concurrency"],
             rate_limit=options["rate_limit"],
             max_attempts=options["max_attempts"],
             preflight=options["preflight"],
+            systemic_after=options["systemic_after"],
+            retry_after_cap_s=options["retry_after_cap"],
+            grace_period_s=options["grace_period"],
+        )
+        client = ClientOptions(
+            base_url=base_url,
+            concurrency=options["concurrency"],
+            connect_timeout=options["connect_timeout"],
+            read_timeout=options["read_timeout"],
         )
     return SyncConfig(
         inputs=tuple(options["inputs"]),
-        base_url=options.get("base_url") or os.environ.get("MASIVO_BASE_URL") or DEFAULT_BASE_URL,
+        base_url=base_url,
+        client=client,
         state_dir=options["state_dir"],
         report_dir=options["report_dir"],
         mode=mode,
