@@ -99,6 +99,7 @@ class RateWindow:
         self.enforced = config.rate_limit is not None
         self.limit = config.rate_limit if config.rate_limit is not None else NOMINAL_LIMIT
         self.window_s = config.rate_window_s
+        self._limit_header = (b"x-ratelimit-limit", str(self.limit).encode())
 
     def reset(self, now: float) -> None:
         self._start = now
@@ -121,11 +122,13 @@ class RateWindow:
         return max(1, math.ceil(self._start + self.window_s - now))
 
     def headers(self, now: float) -> list[tuple[bytes, bytes]]:
-        self._roll(now)
-        remaining = max(0, self.limit - self.count)
-        reset = max(1, math.ceil(self._start + self.window_s - now))
+        """The three X-RateLimit-* headers; runs on every response, so kept lean."""
+        if now - self._start >= self.window_s:
+            self._roll(now)
+        remaining = self.limit - self.count
+        reset = math.ceil(self._start + self.window_s - now)
         return [
-            (b"x-ratelimit-limit", str(self.limit).encode()),
-            (b"x-ratelimit-remaining", str(remaining).encode()),
-            (b"x-ratelimit-reset", str(reset).encode()),
+            self._limit_header,
+            (b"x-ratelimit-remaining", b"%d" % (remaining if remaining > 0 else 0)),
+            (b"x-ratelimit-reset", b"%d" % (reset if reset > 1 else 1)),
         ]
