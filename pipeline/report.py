@@ -35,6 +35,8 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "http_status",
     "attempts",
     "change",
+    "latency_ms",
+    "completed_s",
 )
 
 SEND_RESULT_SCHEMA: dict[str, pl.DataType] = {
@@ -45,6 +47,7 @@ SEND_RESULT_SCHEMA: dict[str, pl.DataType] = {
     "attempts": pl.Int64(),
     "error": pl.String(),
     "latency_ms": pl.Float64(),
+    "completed_s": pl.Float64(),
 }
 
 # Spreadsheets execute cells that start with these; a leading apostrophe makes them text.
@@ -104,6 +107,7 @@ def apply_send_results(frame: pl.DataFrame, results: pl.DataFrame) -> pl.DataFra
             pl.lit(None, pl.Int64).alias("attempts"),
             pl.lit(None, pl.String).alias("error"),
             pl.lit(None, pl.Float64).alias("latency_ms"),
+            pl.lit(None, pl.Float64).alias("completed_s"),
         )
     joined = frame.join(
         results.rename({"outcome": "_sent_outcome", "reason": "_sent_reason"}),

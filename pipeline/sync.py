@@ -100,12 +100,15 @@ class _ResultCollector:
 
     def __init__(self, store: StateStore | None) -> None:
         self._store = store
+        self._started = time.monotonic()
         self._pending: list[SendResult] = []
+        self._completed: list[float] = []
         self._chunks: list[pl.DataFrame] = []
         self.count = 0
 
     def __call__(self, result: SendResult) -> None:
         self._pending.append(result)
+        self._completed.append(time.monotonic() - self._started)
         self.count += 1
         if self._store is not None:
             self._store.record((result,))
@@ -126,11 +129,13 @@ class _ResultCollector:
                     "attempts": [r.attempts for r in rows],
                     "error": [r.error for r in rows],
                     "latency_ms": [r.latency_ms for r in rows],
+                    "completed_s": self._completed,
                 },
                 schema=report.SEND_RESULT_SCHEMA,
             )
         )
         self._pending = []
+        self._completed = []
 
     def frame(self) -> pl.DataFrame:
         self._spill()
