@@ -46,6 +46,7 @@ def send_results() -> pl.DataFrame:
             "attempts": [1],
             "error": [None],
             "latency_ms": [3.5],
+            "completed_s": [0.1],
         },
         schema=report.SEND_RESULT_SCHEMA,
     )
