@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
+import shutil
+import sqlite3
 import sys
 import tempfile
 import time
@@ -98,13 +99,16 @@ def synthetic(rows: int, seed: int = 7) -> tuple[pl.DataFrame, pl.DataFrame]:
     return frame, snap.select(SNAPSHOT_SCHEMA.keys())
 
 
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    times = []
+def timed(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Best of `repeat`, the candidates interleaved so that load from other processes on a
+    shared machine hits them alike (the minimum is the least disturbed run)."""
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def bench_diff(rows: int, repeat: int) -> None:
@@ -120,21 +124,28 @@ def bench_diff(rows: int, repeat: int) -> None:
         baseline()
         snap_h.join(frame.select("device_token"), on="device_token", how="anti")
 
-    t_base = timed(baseline, repeat)
-    t_base_rm = timed(baseline_with_removed, repeat)
-    t_diff = timed(lambda: diff(frame, snap), repeat)
-    t_rm = timed(lambda: removed_tokens(frame, snap), repeat)
+    t = timed(
+        {
+            "base": baseline,
+            "diff": lambda: diff(frame, snap),
+            "base_rm": baseline_with_removed,
+            "diff_rm": lambda: (diff(frame, snap), removed_tokens(frame, snap)),
+        },
+        repeat,
+    )
     out = diff(frame, snap)
     assert out.height == frame.height
     counts = dict(out.group_by("change").len().iter_rows())
-    print(f"\n== diff, {rows:,} source rows vs {snap.height:,} state tokens (median of {repeat})")
-    print(f"  bare anti-join (hash frame + anti-join on key+hash)   {t_base:6.2f} s")
+    print(f"\n== diff, {rows:,} source rows vs {snap.height:,} state tokens (best of {repeat})")
+    print(f"  bare anti-join (hash frame + anti-join on key+hash)   {t['base']:6.2f} s")
     print(
-        f"  diff()  (join on token, compare columns, label rows)   {t_diff:6.2f} s  = {t_diff / t_base:.2f}x"
+        f"  diff()  (join on token, compare columns, label rows)   {t['diff']:6.2f} s"
+        f"  = {t['diff'] / t['base']:.2f}x"
     )
-    print(f"  anti-join + removed keys                               {t_base_rm:6.2f} s")
+    print(f"  anti-join + removed keys                               {t['base_rm']:6.2f} s")
     print(
-        f"  diff() + removed_tokens()                              {t_diff + t_rm:6.2f} s  = {(t_diff + t_rm) / t_base_rm:.2f}x"
+        f"  diff() + removed_tokens()                              {t['diff_rm']:6.2f} s"
+        f"  = {t['diff_rm'] / t['base_rm']:.2f}x"
     )
     print(f"  to send per baseline: {baseline().height:,}; diff says {counts}")
 
@@ -193,38 +204,70 @@ def bench_record(results: int, batch: int, directory: Path) -> None:
     )
 
 
-def bench_open(rows: int, directory: Path) -> None:
-    frame, snap = synthetic(rows)
+def bench_open(frame: pl.DataFrame, snap: pl.DataFrame, journal_rows: int, directory: Path) -> None:
     with StateStore.open(directory, run_id="seed") as store:
         store._write_snapshot(snap, folded=set())  # seed a large snapshot directly
-    # A journal as big as a full backfill: every source row recorded once.
-    with StateStore.open(directory, run_id="backfill") as store:
-        batch = [
-            Result(r[0], "succeeded", "registered", 200, 1, None, r[1], r[2], r[3], r[4], r[5])
-            for r in frame.select("row_id", "device_token", *PAYLOAD)
-            .head(min(rows, 1_000_000))
-            .iter_rows()
-        ]
-        store.record(batch)
-    t = time.perf_counter()
-    with StateStore.open(directory, run_id="next", read_only=True) as store:
-        store.snapshot()
-    t_ro = time.perf_counter() - t
-    t = time.perf_counter()
-    with StateStore.open(directory, run_id="next") as store:
-        store.snapshot()
-    t_compact = time.perf_counter() - t
-    t = time.perf_counter()
-    with StateStore.open(directory, run_id="after") as store:
-        store.snapshot()
-    t_plain = time.perf_counter() - t
+    with StateStore.open(directory, run_id="run") as store:  # results of one run
+        store.record(
+            [
+                Result(
+                    r[0], "succeeded", "registered", 200, 1, None, r[1], "moved", r[3], r[4], r[5]
+                )
+                for r in frame.select("row_id", "device_token", *PAYLOAD)
+                .head(journal_rows)
+                .iter_rows()
+            ]
+        )
+    timings = {}
+    for label, run_id, read_only in (
+        ("read-only open (snapshot + journal in memory)", "show", True),
+        ("writable open, compacting", "next", False),
+        ("writable open, nothing to compact", "after", False),
+    ):
+        start = time.perf_counter()
+        with StateStore.open(directory, run_id=run_id, read_only=read_only) as store:
+            store.snapshot()
+        timings[label] = time.perf_counter() - start
     size = (directory / "tokens.parquet").stat().st_size
-    print(f"\n== open, {snap.height:,}-token snapshot + {len(batch):,}-row journal")
-    print(f"  read-only open (snapshot + journal in memory)  {t_ro:6.2f} s")
-    print(f"  writable open with compaction                  {t_compact:6.2f} s")
     print(
-        f"  writable open, nothing to compact              {t_plain:6.2f} s; tokens.parquet {size / 1e6:.0f} MB"
+        f"\n== open, {snap.height:,}-token snapshot ({size / 1e6:.0f} MB) + {journal_rows:,}-row journal"
     )
+    for label, seconds in timings.items():
+        print(f"  {label:46s} {seconds:6.2f} s")
+    shutil.rmtree(directory)
+
+
+def bench_sqlite(frame: pl.DataFrame, results: int, directory: Path) -> None:
+    """The alternative engine: SQLite in WAL mode, upsert per result, commit per batch."""
+    directory.mkdir()
+    db = sqlite3.connect(directory / "state.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(
+        "CREATE TABLE tokens (device_token TEXT PRIMARY KEY, customer_id TEXT, platform TEXT,"
+        " model TEXT, os_version TEXT, accepted_at INTEGER, accepted_run_id TEXT)"
+    )
+    rows = frame.select("device_token", *PAYLOAD).head(results).rows()
+    upsert = (
+        "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, 'run') ON CONFLICT(device_token) DO UPDATE"
+        " SET customer_id=excluded.customer_id, platform=excluded.platform, model=excluded.model,"
+        " os_version=excluded.os_version, accepted_at=excluded.accepted_at"
+    )
+    cpu0, start = time.process_time(), time.perf_counter()
+    for i in range(0, len(rows), 500):  # ~one commit per second of sending at 500 req/s
+        db.execute("BEGIN")
+        db.executemany(upsert, [(*r, 1) for r in rows[i : i + 500]])
+        db.execute("COMMIT")
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - start
+    start = time.perf_counter()
+    loaded = pl.read_database("SELECT * FROM tokens", connection=db)
+    read = time.perf_counter() - start
+    db.close()
+    print(f"\n== SQLite WAL alternative, {len(rows):,} rows")
+    print(
+        f"  upsert, commit per 500            {cpu / len(rows) * 1e6:6.2f} µs/result CPU, {wall / len(rows) * 1e6:6.2f} wall"
+    )
+    print(f"  read table into polars            {read:6.2f} s for {loaded.height:,} rows")
 
 
 def main() -> None:
@@ -232,6 +275,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--results", type=int, default=200_000)
+    parser.add_argument("--sqlite", action="store_true", help="also measure SQLite (WAL)")
     args = parser.parse_args()
     print(f"polars {pl.__version__}, {os.cpu_count()} CPUs")
     for rows in args.rows:
@@ -239,7 +283,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for batch in (1, 64):
             bench_record(args.results, batch, Path(tmp) / f"rec{batch}")
-        bench_open(max(args.rows), Path(tmp) / "open")
+        frame, snap = synthetic(max(args.rows))
+        for journal_rows in (50_000, 1_000_000):  # a nightly delta, a large backfill
+            bench_open(frame, snap, min(journal_rows, frame.height), Path(tmp) / "open")
+        if args.sqlite:
+            bench_sqlite(frame, min(1_000_000, frame.height), Path(tmp) / "sqlite")
 
 
 if __name__ == "__main__":

@@ -174,11 +174,13 @@ def apply_journal(snapshot: pl.DataFrame, journal: pl.DataFrame) -> pl.DataFrame
 def _overwrite(base: pl.DataFrame, update: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
     """Replace `columns` of base rows whose token is in `update`, nulls included; add new tokens.
 
-    Written as anti-join + concat instead of DataFrame.update: update() skips nulls unless told
-    otherwise, and model/os_version legitimately become null.
+    Not DataFrame.update (it skips nulls unless told otherwise, and model/os_version legitimately
+    become null) and not a full join: one membership mask over the base plus a join of only the
+    updated rows measured 2-5x faster on a 5M-token state (bench/state_bench.py).
     """
-    keep = base.join(update.select("device_token"), on="device_token", how="anti")
-    touched = base.join(update.select("device_token"), on="device_token", how="semi")
+    hit = pl.col("device_token").is_in(update["device_token"].implode())
+    keep = base.filter(~hit)
+    touched = base.filter(hit)
     other = [c for c in SNAPSHOT_SCHEMA if c not in columns and c != "device_token"]
     # Left join: tokens new to the state get nulls in the columns this update does not carry.
     replaced = update.join(touched.select("device_token", *other), on="device_token", how="left")
