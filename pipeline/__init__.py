@@ -33,7 +33,24 @@ _EXPORTS = {
     "REASONS": "pipeline.outcomes",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [  # noqa: RUF022 - grouped like _EXPORTS
+    "__version__",
+    "SyncConfig",
+    "SyncResult",
+    "run_sync",
+    "SourceOptions",
+    "NormalizeOptions",
+    "SendOptions",
+    "ClientOptions",
+    "Credentials",
+    "MasivoSyncError",
+    "UsageError",
+    "InputError",
+    "ConfigError",
+    "SystemicStop",
+    "Outcome",
+    "REASONS",
+]
 
 if TYPE_CHECKING:
     from pipeline.client import ClientOptions, Credentials

@@ -16,6 +16,7 @@ import click
 
 from pipeline import __version__
 from pipeline.client import ClientOptions
+from pipeline.config_file import CONFIG_ENVVAR, default_map, find_config, load_config
 from pipeline.errors import MasivoSyncError
 from pipeline.normalize import NormalizeOptions
 from pipeline.secrets import redact
@@ -60,12 +61,25 @@ class LazyGroup(click.Group):
         "sandbox": "pipeline.sandbox.cli:sandbox_command",
         "reconcile": "pipeline.cli_state:reconcile",
         "state": "pipeline.cli_state:state_group",
+        "config": "pipeline.cli_runs:config_group",
+        "runs": "pipeline.cli_runs:runs",
+        "report": "pipeline.cli_runs:report",
     },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=EXIT_CODES_HELP,
 )
 @click.version_option(__version__, prog_name="masivo-sync")
-def main() -> None:
+@click.option(
+    "--config",
+    "config_path",
+    envvar=CONFIG_ENVVAR,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file holding any option by name (e.g. concurrency = 128, or per command under "
+    "[sync]). Flags beat environment variables, which beat the file. "
+    "[default: ./masivo-sync.toml if it exists]",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
     """Move push-notification device tokens from legacy exports into Masivo.
 
     \b
@@ -78,6 +92,31 @@ def main() -> None:
     Try it against a local fake Masivo: `masivo-sync sandbox` in one terminal, then
     `masivo-sync sync sample_data/ --base-url <the URL it prints>` with the sandbox's key.
     """
+    try:
+        path = find_config(config_path)
+        if path is not None:
+            commands = {name: ctx.command.get_command(ctx, name) for name in CONFIGURABLE_COMMANDS}  # type: ignore[attr-defined]
+            ctx.default_map = default_map(load_config(path), commands, path)
+            ctx.meta["config_path"] = path
+    except MasivoSyncError as exc:
+        Console().error(str(exc))
+        sys.exit(exc.exit_code)
+
+
+CONFIGURABLE_COMMANDS = ("sync", "plan", "validate", "reconcile")
+
+
+def envvar_name(param_name: str) -> str:
+    return f"MASIVO_SYNC_{param_name.upper()}"
+
+
+def with_envvars(command: click.Command) -> click.Command:
+    """Give every option of a run command its environment variable, MASIVO_SYNC_<NAME>."""
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name and not param.envvar:
+            param.envvar = envvar_name(param.name)
+            param.show_envvar = True
+    return command
 
 
 def _source_options(func: Any) -> Any:
@@ -140,6 +179,14 @@ def _source_options(func: Any) -> Any:
             help="Write full device tokens into the report (they are personal data; masked by default).",
         ),
         click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final line."),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="'json' prints progress, errors and the summary as one JSON object per line "
+            "(stable keys, for log pipelines); nothing else goes to stdout/stderr.",
+        ),
         click.option("--debug", is_flag=True, help="Show a traceback for unexpected errors."),
     ]
     for option in reversed(options):
@@ -236,6 +283,7 @@ def _send_options(func: Any) -> Any:
     return func
 
 
+@with_envvars
 @main.command(epilog=EXIT_CODES_HELP)
 @_source_options
 @_send_options
@@ -250,6 +298,7 @@ def sync(**options: Any) -> None:
     _run(options, mode="dry_run" if options.pop("dry_run") else "sync")
 
 
+@with_envvars
 @main.command(epilog=EXIT_CODES_HELP)
 @_source_options
 @_send_options
@@ -258,6 +307,7 @@ def plan(**options: Any) -> None:
     _run(options, mode="dry_run")
 
 
+@with_envvars
 @main.command(epilog=EXIT_CODES_HELP)
 @_source_options
 def validate(**options: Any) -> None:
@@ -270,7 +320,7 @@ def validate(**options: Any) -> None:
 
 
 def _run(options: dict[str, Any], *, mode: str) -> None:
-    console = Console(quiet=options["quiet"])
+    console = Console(quiet=options["quiet"], log_format=options["log_format"])
     try:
         config = _config_from_options(options, mode=mode)
         with console.progress(f"{'Sending' if mode == 'sync' else 'Planning'}") as progress:

@@ -11,7 +11,7 @@ import click
 import polars as pl
 from rich.table import Table
 
-from pipeline.cli import EXIT_CODES_HELP, _run, _source_options
+from pipeline.cli import EXIT_CODES_HELP, _run, _source_options, with_envvars
 from pipeline.diff import RECONCILE_STATUSES
 from pipeline.errors import MasivoSyncError
 from pipeline.state import StateStore
@@ -29,6 +29,7 @@ _STATE_DIR = click.option(
 _STATUS_HELP = "\n".join(f"  {name:<20} {meaning}" for name, meaning in RECONCILE_STATUSES.items())
 
 
+@with_envvars
 @click.command(epilog=EXIT_CODES_HELP)
 @_source_options
 def reconcile(**options: Any) -> None:

@@ -6,13 +6,17 @@ logs read the next morning show how far a run got.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TextIO
 
 from rich.console import Console as RichConsole
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -41,23 +45,37 @@ _LOG_EVERY_S = 10.0
 ProgressFn = Callable[[int, int], None]
 
 
+def emit_json(event: str, stream: TextIO, **fields: Any) -> None:
+    """One log line: a JSON object with `event`, `time` and the event's fields."""
+    record = {"event": event, "time": datetime.now(UTC).isoformat(timespec="seconds"), **fields}
+    print(json.dumps(record, ensure_ascii=False, default=str), file=stream, flush=True)
+
+
 class Console:
-    def __init__(self, *, quiet: bool = False) -> None:
+    def __init__(self, *, quiet: bool = False, log_format: str = "text") -> None:
         self.quiet = quiet
+        self.json = log_format == "json"
         self.out = RichConsole(highlight=False)
         self.err = RichConsole(stderr=True, highlight=False)
 
     def error(self, message: str) -> None:
-        self.err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+        if self.json:
+            emit_json("error", sys.stderr, message=message)
+        else:
+            self.err.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
 
     def info(self, message: str) -> None:
-        if not self.quiet:
+        if self.json:
+            emit_json("info", sys.stderr, message=message)
+        elif not self.quiet:
             self.err.print(message, markup=False, soft_wrap=True)
 
     @contextmanager
     def progress(self, label: str) -> Iterator[ProgressFn]:
         if self.quiet:
             yield _ignore
+        elif self.json:
+            yield _LineLogger(label, json_lines=True)
         elif self.err.is_terminal:
             with Progress(
                 TextColumn("{task.description}"),
@@ -79,10 +97,19 @@ class Console:
 
                 yield update
         else:
-            yield _LineLogger(label, self.err)
+            yield _LineLogger(label)
 
     def summary(self, summary: Summary, report_dir: Path) -> None:
         data = summary.as_dict()
+        if self.json:
+            emit_json(
+                "summary",
+                sys.stdout,
+                **data,
+                report_dir=str(report_dir),
+                exit_meaning=EXIT_MEANINGS.get(summary.exit_code, ""),
+            )
+            return
         if not self.quiet:
             table = Table(title=f"Run {summary.run_id} ({summary.mode})", title_justify="left")
             table.add_column("outcome")
@@ -123,9 +150,9 @@ def _ignore(done: int, total: int) -> None:
 class _LineLogger:
     """Progress for logs: one line every few seconds, never per row."""
 
-    def __init__(self, label: str, console: RichConsole) -> None:
+    def __init__(self, label: str, *, json_lines: bool = False) -> None:
         self.label = label
-        self.console = console
+        self.json_lines = json_lines
         self.started = time.monotonic()
         self.last = self.started
 
@@ -136,6 +163,17 @@ class _LineLogger:
         self.last = now
         rate = done / max(now - self.started, 1e-9)
         left = (total - done) / rate if rate > 0 else 0.0
+        if self.json_lines:
+            emit_json(
+                "progress",
+                sys.stderr,
+                stage=self.label.lower(),
+                done=done,
+                total=total,
+                rows_per_s=round(rate, 1),
+                eta_s=round(left, 1),
+            )
+            return
         print(
             f"{self.label}: {done:,}/{total:,} rows, {rate:,.0f}/s, about {left:,.0f}s left",
             file=sys.stderr,
