@@ -99,19 +99,26 @@ def synthetic(rows: int, seed: int = 7) -> tuple[pl.DataFrame, pl.DataFrame]:
     return frame, snap.select(SNAPSHOT_SCHEMA.keys())
 
 
-def timed(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Best of `repeat`, the candidates interleaved so that load from other processes on a
-    shared machine hits them alike (the minimum is the least disturbed run)."""
-    best = dict.fromkeys(fns, float("inf"))
+def samples(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, list[float]]:
+    """Seconds of each of `repeat` runs, the candidates interleaved so that load from other
+    processes on a shared machine hits them alike."""
+    out: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+            out[name].append(time.perf_counter() - start)
+    return out
 
 
-def bench_diff(rows: int, repeat: int) -> None:
+def timed(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Best of `repeat` (the minimum is the least disturbed run)."""
+    return {name: min(times) for name, times in samples(fns, repeat).items()}
+
+
+def diff_samples(rows: int, repeat: int) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Seconds per run of the bare anti-join ("base"), diff() ("diff"), and both with the
+    removed keys ("base_rm", "diff_rm"); plus the diff's change counts and snapshot size."""
     frame, snap = synthetic(rows)
     snap_h = snap.with_columns(pl.struct(PAYLOAD).hash().alias("h")).select("device_token", "h")
 
@@ -124,7 +131,7 @@ def bench_diff(rows: int, repeat: int) -> None:
         baseline()
         snap_h.join(frame.select("device_token"), on="device_token", how="anti")
 
-    t = timed(
+    t = samples(
         {
             "base": baseline,
             "diff": lambda: diff(frame, snap),
@@ -135,8 +142,17 @@ def bench_diff(rows: int, repeat: int) -> None:
     )
     out = diff(frame, snap)
     assert out.height == frame.height
-    counts = dict(out.group_by("change").len().iter_rows())
-    print(f"\n== diff, {rows:,} source rows vs {snap.height:,} state tokens (best of {repeat})")
+    counts = {str(k): v for k, v in out.group_by("change").len().iter_rows()}
+    counts |= {"state_tokens": snap.height, "to_send_per_baseline": baseline().height}
+    return t, counts
+
+
+def bench_diff(rows: int, repeat: int) -> None:
+    all_t, counts = diff_samples(rows, repeat)
+    t = {name: min(times) for name, times in all_t.items()}
+    state = counts.pop("state_tokens")
+    to_send = counts.pop("to_send_per_baseline")
+    print(f"\n== diff, {rows:,} source rows vs {state:,} state tokens (best of {repeat})")
     print(f"  bare anti-join (hash frame + anti-join on key+hash)   {t['base']:6.2f} s")
     print(
         f"  diff()  (join on token, compare columns, label rows)   {t['diff']:6.2f} s"
@@ -147,7 +163,7 @@ def bench_diff(rows: int, repeat: int) -> None:
         f"  diff() + removed_tokens()                              {t['diff_rm']:6.2f} s"
         f"  = {t['diff_rm'] / t['base_rm']:.2f}x"
     )
-    print(f"  to send per baseline: {baseline().height:,}; diff says {counts}")
+    print(f"  to send per baseline: {to_send:,}; diff says {counts}")
 
 
 @dataclass
@@ -165,7 +181,9 @@ class Result:
     os_version: str | None
 
 
-def bench_record(results: int, batch: int, directory: Path) -> None:
+def record_cost(results: int, batch: int, directory: Path) -> dict[str, float]:
+    """Per-result cost of StateStore.record(): caller µs, process CPU µs (incl. the background
+    writer and the final fsync), wall µs, journal bytes."""
     sample = [
         Result(
             n,
@@ -193,14 +211,26 @@ def bench_record(results: int, batch: int, directory: Path) -> None:
     cpu = time.process_time() - cpu0
     wall = time.perf_counter() - wall0
     size = sum(p.stat().st_size for p in (directory / "journal").glob("*.jsonl"))
+    return {
+        "caller_us": in_record / results * 1e6,
+        "cpu_us": cpu / results * 1e6,
+        "wall_us": wall / results * 1e6,
+        "journal_bytes": size / results,
+    }
+
+
+def bench_record(results: int, batch: int, directory: Path) -> None:
+    c = record_cost(results, batch, directory)
+    cpu = c["cpu_us"] * 1e-6
     print(f"\n== record(), {results:,} results in batches of {batch}")
-    print(f"  caller time in record()             {in_record / results * 1e6:6.2f} µs/result")
+    print(f"  caller time in record()             {c['caller_us']:6.2f} µs/result")
     print(
-        f"  process CPU incl. background writer {cpu / results * 1e6:6.2f} µs/result "
-        f"({cpu / results / 200e-6:.1%} of a 200 µs request, {cpu / results / 1.9e-3:.2%} of 1.9 ms)"
+        f"  process CPU incl. background writer {c['cpu_us']:6.2f} µs/result "
+        f"({cpu / 200e-6:.1%} of a 200 µs request, {cpu / 1.9e-3:.2%} of 1.9 ms)"
     )
     print(
-        f"  wall incl. fsyncs                   {wall / results * 1e6:6.2f} µs/result; journal {size / results:.0f} B/result"
+        f"  wall incl. fsyncs                   {c['wall_us']:6.2f} µs/result; "
+        f"journal {c['journal_bytes']:.0f} B/result"
     )
 
 
