@@ -204,6 +204,12 @@ def _send_options(func: Any) -> Any:
             help="Masivo storefront API base URL (env MASIVO_BASE_URL).",
         ),
         click.option(
+            "--allow-insecure-http",
+            is_flag=True,
+            help="Allow a plain http:// base URL to a host other than this machine (the API key "
+            "would cross the network unencrypted).",
+        ),
+        click.option(
             "--concurrency",
             default=64,
             show_default=True,
@@ -372,6 +378,7 @@ def _config_from_options(options: dict[str, Any], *, mode: str) -> SyncConfig:
             concurrency=options["concurrency"],
             connect_timeout=options["connect_timeout"],
             read_timeout=options["read_timeout"],
+            allow_insecure_http=options["allow_insecure_http"],
         )
     return SyncConfig(
         inputs=tuple(options["inputs"]),

@@ -275,3 +275,58 @@ async def test_error_excerpt_is_bounded() -> None:
     async with client_for(FakeMasivo(devices), excerpt_chars=80) as client:
         result = await client.register_device("a", BODY)
     assert result.error is not None and len(result.error) <= 80 + len("HTTP 400: ")
+
+
+# -- base URL safety (issue: transport safety) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://masivo.example.com/api", "plain HTTP"),
+        ("https://user:pw@app.masivo.ai/api", "user info"),
+        ("ftp://app.masivo.ai/api", "https:// URL"),
+        ("https://app.masivo.ai/api?x=1", "query or fragment"),
+        ("https://app.masivo.ai:99999/api", "not a valid URL"),
+    ],
+)
+def test_unsafe_base_urls_are_refused(url: str, message: str) -> None:
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message) as info:
+        ClientOptions(base_url=url)
+    assert "pw" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://app.masivo.ai/api/storefront/v1",
+        "http://127.0.0.1:8080/api",
+        "http://localhost/api",
+        "http://[::1]:9/api",
+    ],
+)
+def test_https_and_loopback_http_are_accepted(url: str) -> None:
+    assert ClientOptions(base_url=url).base_url == url
+
+
+def test_plain_http_elsewhere_needs_an_explicit_opt_in() -> None:
+    assert ClientOptions(base_url="http://10.0.0.5/api", allow_insecure_http=True)
+
+
+def test_turning_tls_verification_off_warns() -> None:
+    with pytest.warns(UserWarning, match="verification is OFF"):
+        ClientOptions(base_url="https://app.masivo.ai/api", verify=False)
+
+
+@pytest.mark.parametrize("dispatch", ["transport", "client"])
+async def test_redirects_are_not_followed_so_the_token_never_leaves(dispatch: str) -> None:
+    fake = FakeMasivo(
+        lambda request: httpx.Response(307, headers={"Location": "https://evil.example/steal"})
+    )
+    async with client_for(fake, dispatch=dispatch) as client:
+        result = await client.register_device("c1", BODY)
+    assert result.kind != OK
+    assert all(call.url.host == "masivo.test" for call in fake.calls)
+    assert sum(1 for call in fake.calls if call.method == "PATCH") == 1

@@ -13,6 +13,7 @@ its life cycle, and the rare auth exchange; `dispatch="client"` sends through it
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -31,6 +32,7 @@ from pipeline.client.classify import (
     classify_response,
 )
 from pipeline.client.transport import TRANSPORTS, AiohttpTransport, make_transport
+from pipeline.client.urls import check_base_url
 from pipeline.secrets import excerpt, redact
 
 __all__ = [
@@ -65,6 +67,17 @@ class ClientOptions:
     excerpt_chars: int = 200  # bound of the error excerpt kept per row
     auth_attempts: int = 3  # token exchange tries on transient errors before a systemic stop
     user_agent: str = "masivo-device-sync"
+    allow_insecure_http: bool = False  # plain http:// to a non-loopback host
+
+    def __post_init__(self) -> None:
+        check_base_url(self.base_url, allow_insecure_http=self.allow_insecure_http)
+        if not self.verify:
+            # There is no command-line switch for this on purpose; a Python caller who turns TLS
+            # verification off gets told every time.
+            warnings.warn(
+                "TLS certificate verification is OFF: the API key can be intercepted",
+                stacklevel=3,
+            )
 
 
 def customer_path(customer_id: str) -> str:
