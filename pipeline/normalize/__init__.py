@@ -39,8 +39,15 @@ from pipeline.normalize.lookups import (
     os_lookup,
     platform_codes,
 )
-from pipeline.normalize.timestamps import with_activity
-from pipeline.normalize.tokens import KIND_REASON, clean_token, with_token_kind
+from pipeline.normalize.timestamps import activity_stages
+from pipeline.normalize.tokens import (
+    KIND_CODE,
+    KIND_REASON,
+    clean_token,
+    kind_code,
+    kind_names,
+    token_stages,
+)
 from pipeline.outcomes import REASONS
 
 __all__ = ["REASON_ORDER", "NormalizeOptions", "normalize", "normalize_lazy"]
@@ -114,7 +121,7 @@ def _ensure_columns(frame: pl.DataFrame) -> pl.DataFrame:
 
 def normalize(frame: pl.DataFrame, options: NormalizeOptions | None = None) -> pl.DataFrame:
     """Return the frame with clean values and an outcome for every row that must not be sent."""
-    return normalize_lazy(frame, options).collect()
+    return normalize_lazy(frame, options).collect(engine="in-memory")
 
 
 def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None) -> pl.LazyFrame:
@@ -135,18 +142,24 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
     api_kind = pl.col("android_version_kind").cast(pl.String) == "api"
     osn, os_invalid = os_lookup(frame["os_version"], pl.col("_pc"), api_kind.fill_null(False))
 
+    ts_first, ts_final = activity_stages("activity_at", schema["activity_at"], frame["activity_at"])
+    tok1, tok2 = token_stages("device_token")
+
+    # Stages of independent expressions: polars evaluates the expressions of one stage in
+    # parallel, so fewer, wider stages keep both cores busy.
     lf = frame.lazy().with_columns(
         pl.col("customer_id").cast(pl.String).str.strip_chars().alias("customer_id"),
         clean_token(pl.col("device_token").cast(pl.String)).alias("device_token"),
         _blank_to_null(pl.col("model").cast(pl.String)).alias("model"),
         _opted_in("opted_in", schema["opted_in"]).alias("opted_in"),
         plat_code.alias("_pc"),
+        ts_first,
     )
-    lf = lf.with_columns(_osn=osn, _osbad=os_invalid)
-    lf = with_activity(lf, "activity_at", schema["activity_at"])
-    lf = with_token_kind(lf, "device_token", "token_kind")
+    lf = lf.with_columns(osn.alias("_osn"), os_invalid.alias("_osbad"), ts_final, *tok1)
+    lf = lf.with_columns(tok2)
+    lf = lf.with_columns(kind_code("device_token").alias("_tk"))
 
-    kind = pl.col("token_kind")
+    kind = pl.col("_tk")
     cust = pl.col("customer_id")
     pc = pl.col("_pc")
     plat = pl.col("platform")
@@ -155,12 +168,13 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
         "missing_customer_id": cust.is_null() | (cust == ""),
         "invalid_customer_id": cust.str.contains(r"[\x00-\x1f\x7f]")
         | (cust.str.len_chars() > MAX_CUSTOMER_ID_LEN),
-        "missing_platform": plat.is_null() | (plat.str.strip_chars() == ""),
+        "missing_platform": pc.is_null()
+        & pl.when(pc.is_null()).then(plat).str.strip_chars().fill_null("").eq(""),
         "unknown_platform": pc.is_null(),
         "invalid_os_version": pl.col("_osbad"),
     }
     for k, (code, _) in KIND_REASON.items():
-        hit = kind == k
+        hit = kind == KIND_CODE[k]
         conds[code] = conds[code] | hit if code in conds else hit
     if not options.include_opted_out:
         conds["opted_out"] = pl.col("opted_in") == False  # noqa: E712  (null = unknown = opted in)
@@ -190,15 +204,15 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
     raw_value = {REASON_ORDER.index(c) for c in ("unsupported_platform", "unknown_platform")}
     detail = (
         pl.when(r.is_in(list(raw_value)))
-        .then(plat.str.strip_chars())
+        .then(pl.when(r.is_in(list(raw_value))).then(plat).str.strip_chars())
         .when(r == REASON_ORDER.index("invalid_os_version"))
-        .then(pl.col("os_version").str.strip_chars())
-        .when(kind == "phone")
+        .then(pl.when(pl.col("_osbad")).then(pl.col("os_version")).str.strip_chars())
+        .when(kind == KIND_CODE["phone"])
         .then(pl.lit(KIND_REASON["phone"][1]))
         .otherwise(r.replace_strict(text_of, default=None, return_dtype=pl.String))
     )
     decided = pl.col("outcome").is_not_null()
-    known = pc.is_in([ANDROID, IOS, WEB])
+    known = pc.is_in([ANDROID, IOS, WEB]).fill_null(False)
     lf = lf.with_columns(
         outcome=pl.when(decided)
         .then(pl.col("outcome"))
@@ -211,7 +225,7 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
         .otherwise(pl.when(r.is_not_null()).then(detail)),
         platform=pl.when(known)
         .then(pc.replace_strict(CODE_TO_PLATFORM, default=None, return_dtype=pl.String))
-        .otherwise(plat.str.strip_chars()),
+        .otherwise(pl.when(~known).then(plat).str.strip_chars()),
         os_version=pl.coalesce(
             pl.col("_osn"),
             _blank_to_null(pl.when(pl.col("_osn").is_null()).then(pl.col("os_version"))),
@@ -221,5 +235,6 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
         .then(pl.lit("api"))
         .otherwise(pl.col("android_version_kind")),
     )
+    lf = lf.with_columns(token_kind=kind_names(pl.col("_tk")))
     extra = [c for c in ("token_kind",) if c not in order]
     return lf.select(*order, *extra)

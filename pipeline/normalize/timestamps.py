@@ -4,10 +4,10 @@ Accepted: ISO 8601 with `T` or space, optional fraction, `Z` / `UTC` / `+02:00` 
 naive date-times (taken as UTC); dates; Unix epoch seconds (10 digits) or milliseconds (13).
 Anything else becomes null: unknown activity, which never makes a row stale.
 
-Speed matters here (a million rows must normalize in about the time of reading them): the common
-exact shapes are parsed first with fixed formats, which polars parses on a fast path; only rows
-those leave null go through the slower, general parsers (masking the rest to null makes the slow
-parsers skip them).
+Speed matters (a million rows must normalize in about the time it takes to read them): the
+file's dominant shape, guessed from a sample, is parsed with one fixed format on polars' fast
+path; only the rows it leaves null go through the general parsers. Masking the other rows to null
+makes those parsers skip them, so a clean column costs one fast parse.
 """
 
 from __future__ import annotations
@@ -15,19 +15,25 @@ from __future__ import annotations
 import polars as pl
 
 UTC_DT = pl.Datetime("us", "UTC")
-_FAST_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
+FAST_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
+SAMPLE = 1000
 
 
-def _slow(s: pl.Expr) -> pl.Expr:
-    s = s.str.replace(r"^(\d{4}-\d{2}-\d{2})[T ]", "$1 ").str.replace(
-        r"\s*(?:Z|UTC|GMT|z)$", "+00:00"
+def _fast(s: pl.Expr, fmt: str) -> pl.Expr:
+    if fmt == "%Y-%m-%d":
+        return s.str.to_date(fmt, strict=False).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    return s.str.to_datetime(fmt, strict=False, time_unit="us").dt.replace_time_zone("UTC")
+
+
+def _general(s: pl.Expr) -> pl.Expr:
+    s = (
+        s.str.strip_chars()
+        .str.replace(r"^(\d{4}-\d{2}-\d{2})[T ]", "$1 ")
+        .str.replace(r"\s*(?:Z|UTC|GMT|z)$", "+00:00")
     )
     with_tz = s.str.to_datetime("%Y-%m-%d %H:%M:%S%.f%z", strict=False, time_zone="UTC")
     naive = s.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False).dt.replace_time_zone("UTC")
     minutes = s.str.to_datetime("%Y-%m-%d %H:%M", strict=False).dt.replace_time_zone("UTC")
-    date = (
-        s.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    )
     digits = pl.when(s.str.contains(r"^\d{9,13}$")).then(s.cast(pl.Int64, strict=False))
     epoch = (
         pl.when(s.str.len_bytes() >= 12)
@@ -36,36 +42,48 @@ def _slow(s: pl.Expr) -> pl.Expr:
         .cast(pl.Datetime("us"))
         .dt.replace_time_zone("UTC")
     )
-    return pl.coalesce(with_tz, naive, minutes, date, epoch).cast(UTC_DT)
+    return pl.coalesce(with_tz, naive, minutes, _fast(s, "%Y-%m-%d"), epoch)
 
 
-def with_activity(lf: pl.LazyFrame, col: str, dtype: pl.DataType) -> pl.LazyFrame:
-    """`lf` with `col` parsed to Datetime(us, UTC) (strings) or converted (temporal types)."""
+def dominant_format(values: pl.Series) -> str:
+    """The fast format that parses most of a sample of the column (ties: the first listed)."""
+    sample = values.drop_nulls().head(SAMPLE).to_frame("s")
+    if sample.is_empty():
+        return FAST_FORMATS[0]
+    hits = sample.select(
+        [
+            _fast(pl.col("s"), f).is_not_null().sum().alias(str(i))
+            for i, f in enumerate(FAST_FORMATS)
+        ]
+    ).row(0)
+    return FAST_FORMATS[max(range(len(FAST_FORMATS)), key=lambda i: (hits[i], -i))]
+
+
+def activity_stages(col: str, dtype: pl.DataType, values: pl.Series) -> tuple[pl.Expr, pl.Expr]:
+    """Two expressions for two consecutive with_columns stages: `_ts0`, then the final `col`.
+
+    Split in two so normalize can run the first stage beside its other per-row work.
+    """
     c = pl.col(col)
     if isinstance(dtype, pl.Datetime):
-        if dtype.time_zone is None:
-            return lf.with_columns(c.dt.replace_time_zone("UTC").dt.cast_time_unit("us"))
-        return lf.with_columns(c.dt.convert_time_zone("UTC").dt.cast_time_unit("us"))
+        tz = (
+            c.dt.replace_time_zone("UTC")
+            if dtype.time_zone is None
+            else c.dt.convert_time_zone("UTC")
+        )
+        return tz.dt.cast_time_unit("us").alias("_ts0"), pl.col("_ts0").alias(col)
     if dtype == pl.Date:
-        return lf.with_columns(c.cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
+        return c.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("_ts0"), pl.col(
+            "_ts0"
+        ).alias(col)
     if dtype.is_numeric():
         c = c.cast(pl.String)
+        values = values.cast(pl.String)
     elif dtype != pl.String:
-        return lf.with_columns(pl.lit(None, dtype=UTC_DT).alias(col))
-    lf = lf.with_columns(c.str.strip_chars().alias("_ts_s"))
-    s = pl.col("_ts_s")
-    parsed = [s.str.to_datetime(_FAST_FORMATS[0], strict=False).dt.replace_time_zone("UTC")]
-    lf = lf.with_columns(parsed[0].alias("_ts0"))
-    for i, fmt in enumerate(_FAST_FORMATS[1:], start=1):
-        rest = pl.when(pl.col(f"_ts{i - 1}").is_null()).then(s)
-        lf = lf.with_columns(
-            pl.coalesce(
-                pl.col(f"_ts{i - 1}"),
-                rest.str.to_datetime(fmt, strict=False).dt.replace_time_zone("UTC"),
-            ).alias(f"_ts{i}")
-        )
-    last = pl.col(f"_ts{len(_FAST_FORMATS) - 1}")
-    rest = pl.when(last.is_null()).then(s)
-    return lf.with_columns(pl.coalesce(last, _slow(rest)).cast(UTC_DT).alias(col)).drop(
-        "_ts_s", *(f"_ts{i}" for i in range(len(_FAST_FORMATS)))
-    )
+        return pl.lit(None, dtype=UTC_DT).alias("_ts0"), pl.lit(None, dtype=UTC_DT).alias(col)
+    fmt = dominant_format(values)
+    first = _fast(c, fmt).alias("_ts0")
+    ts0 = pl.col("_ts0")
+    rest = pl.when(ts0.is_null()).then(c)  # mostly null: the general parsers skip those rows
+    fallbacks = [_fast(rest, f) for f in FAST_FORMATS if f != fmt]
+    return first, pl.coalesce(ts0, *fallbacks, _general(rest)).cast(UTC_DT).alias(col)

@@ -39,6 +39,11 @@ KIND_REASON: dict[str, tuple[str, str]] = {
 }
 
 _FCM_ALPHABET = r"^[A-Za-z0-9_:\-]+$"
+KIND_CODE: dict[str, int] = {k: i for i, k in enumerate(TOKEN_KINDS)}
+
+
+def _code(kind: str) -> pl.Expr:
+    return pl.lit(KIND_CODE[kind], dtype=pl.UInt8)
 
 
 def clean_token(col: pl.Expr) -> pl.Expr:
@@ -47,10 +52,65 @@ def clean_token(col: pl.Expr) -> pl.Expr:
     return pl.when(t != "").then(t)
 
 
+def token_stages(col: str = "device_token") -> list[list[pl.Expr]]:
+    """The `_n` and `_ok` helper columns, as stages normalize can merge with its own work."""
+    t = pl.col(col)
+    n = t.str.len_bytes()
+    layout = (t.str.slice(22, 7) == ":APA91b").fill_null(False)
+    rest = pl.when(~layout).then(t)
+    layout = layout | (rest.str.slice(11, 7) == ":APA91b").fill_null(False)
+    layout = layout | rest.str.starts_with("APA91b").fill_null(False)
+    cheap_ok = (t.str.len_chars() == n) & ~t.str.contains_any([" ", "\t", '"'])
+    stage1 = [n.alias("_n"), (layout & (n >= 100)).alias("_layout"), cheap_ok.alias("_cheap")]
+    fast = pl.col("_layout")
+    full_ok = pl.when(~fast).then(t).str.contains(_FCM_ALPHABET)
+    stage2 = [pl.when(fast).then(pl.col("_cheap")).otherwise(full_ok).alias("_ok")]
+    return [stage1, stage2]
+
+
+def kind_code(col: str = "device_token") -> pl.Expr:
+    """UInt8 kind code from the cleaned token and the `_n` / `_ok` columns of token_stages."""
+    t = pl.col(col)
+    n, ok = pl.col("_n"), pl.col("_ok").fill_null(False)
+    odd = pl.when(~ok).then(t)  # URLs, emails, Expo, spaced APNs, junk
+    short = pl.when(n <= 24).then(t)  # phone numbers can be all digits, so they pass the alphabet
+    hexlen = pl.when((n >= 64) & (n <= 100)).then(t)
+    return (
+        pl.when(t.is_null() | (n == 0))
+        .then(_code("empty"))
+        .when(n > MAX_TOKEN_LEN)
+        .then(_code("oversized"))
+        .when(odd.str.contains(r"^Expo(?:nent)?PushToken\[").fill_null(False))
+        .then(_code("expo"))
+        .when(odd.str.contains(r"^(?i:https?)://").fill_null(False))
+        .then(_code("webpush"))
+        .when(odd.str.contains(r"^(?i:mailto:)?[^@\s]+@[^@\s]+\.[^@\s]+$").fill_null(False))
+        .then(_code("email"))
+        .when(short.str.contains(r"^(?:tel:)?\+?[0-9][0-9 ().\-]{5,18}[0-9]$").fill_null(False))
+        .then(_code("phone"))
+        .when(
+            hexlen.str.replace_all(r"[\s<>]", "")
+            .str.contains(r"^[0-9A-Fa-f]{64}$")
+            .fill_null(False)
+        )
+        .then(_code("apns"))
+        .when(~ok | (n < MIN_TOKEN_LEN))
+        .then(_code("malformed"))
+        .when(t.str.starts_with("APA91b"))
+        .then(_code("gcm"))
+        .otherwise(_code("fcm"))
+    )
+
+
+def kind_names(code: pl.Expr) -> pl.Expr:
+    return code.replace_strict(dict(enumerate(TOKEN_KINDS)), default=None, return_dtype=pl.String)
+
+
 def with_token_kind(
-    lf: pl.LazyFrame, col: str = "device_token", out: str = "token_kind"
+    lf: pl.LazyFrame, col: str = "device_token", out: str = "token_kind", code_col: str = "_tk"
 ) -> pl.LazyFrame:
-    """`lf` plus `out`, the kind of the already trimmed token in `col` (see TOKEN_KINDS).
+    """`lf` plus `out`, the kind of the already trimmed token in `col` (see TOKEN_KINDS), and
+    `code_col`, the same as a UInt8 index into TOKEN_KINDS (see KIND_CODE).
 
     Speed: a full alphabet regex over a million 160-byte tokens costs more than reading the file,
     so tokens with the FCM/GCM layout (a 22- or 11-character id then ":APA91b", or a bare
@@ -58,45 +118,11 @@ def with_token_kind(
     full alphabet check, and the patterns for the wrong kinds only run on the few rows that can
     match them (the rest are masked to null, which the string kernels skip).
     """
-    t = pl.col(col)
-    n = pl.col("_n")
-    lf = lf.with_columns(_n=t.str.len_bytes())
-    layout = (t.str.slice(22, 7) == ":APA91b").fill_null(False)
-    rest = pl.when(~layout).then(t)
-    layout = layout | (rest.str.slice(11, 7) == ":APA91b").fill_null(False)
-    layout = layout | rest.str.starts_with("APA91b").fill_null(False)
-    lf = lf.with_columns(_layout=layout & (n >= 100))
-    fast = pl.col("_layout")
-    cheap_ok = (t.str.len_chars() == n) & ~t.str.contains_any([" ", "\t", '"'])
-    full_ok = pl.when(~fast).then(t).str.contains(_FCM_ALPHABET)
-    lf = lf.with_columns(_ok=pl.when(fast).then(cheap_ok).otherwise(full_ok))
-    n, ok = pl.col("_n"), pl.col("_ok").fill_null(False)
-    odd = pl.when(~ok).then(t)  # URLs, emails, Expo, spaced APNs, junk
-    short = pl.when(n <= 24).then(t)  # phone numbers can be all digits, so they pass the alphabet
-    hexlen = pl.when((n >= 64) & (n <= 100)).then(t)
-    kind = (
-        pl.when(t.is_null() | (n == 0))
-        .then(pl.lit("empty"))
-        .when(n > MAX_TOKEN_LEN)
-        .then(pl.lit("oversized"))
-        .when(odd.str.contains(r"^Expo(?:nent)?PushToken\[").fill_null(False))
-        .then(pl.lit("expo"))
-        .when(odd.str.contains(r"^(?i:https?)://").fill_null(False))
-        .then(pl.lit("webpush"))
-        .when(odd.str.contains(r"^(?i:mailto:)?[^@\s]+@[^@\s]+\.[^@\s]+$").fill_null(False))
-        .then(pl.lit("email"))
-        .when(short.str.contains(r"^(?:tel:)?\+?[0-9][0-9 ().\-]{5,18}[0-9]$").fill_null(False))
-        .then(pl.lit("phone"))
-        .when(
-            hexlen.str.replace_all(r"[\s<>]", "")
-            .str.contains(r"^[0-9A-Fa-f]{64}$")
-            .fill_null(False)
-        )
-        .then(pl.lit("apns"))
-        .when(~ok | (n < MIN_TOKEN_LEN))
-        .then(pl.lit("malformed"))
-        .when(t.str.starts_with("APA91b"))
-        .then(pl.lit("gcm"))
-        .otherwise(pl.lit("fcm"))
+    for stage in token_stages(col):
+        lf = lf.with_columns(stage)
+    # small integer codes while deciding (cheap to compare); the string column is made once
+    return (
+        lf.with_columns(kind_code(col).alias(code_col))
+        .with_columns(kind_names(pl.col(code_col)).alias(out))
+        .drop("_n", "_ok", "_layout", "_cheap")
     )
-    return lf.with_columns(kind.alias(out)).drop("_n", "_ok", "_layout")
