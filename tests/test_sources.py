@@ -132,6 +132,12 @@ def test_file_level_errors(tmp_path: Path, text: str, needle: str) -> None:
         load(f)
 
 
+def test_ragged_row_is_named(tmp_path: Path) -> None:
+    f = write(tmp_path / "r.csv", HEADER + f"1,{FCM},android,,,\n2,{FCM},android,,,,extra\n")
+    with pytest.raises(InputError, match="data row 2 has 7 fields"):
+        load(f)
+
+
 def test_missing_columns_lists_both_sides(tmp_path: Path) -> None:
     f = write(tmp_path / "x.csv", "customer_id,device_token\n1,t\n")
     with pytest.raises(InputError) as err:

@@ -196,29 +196,31 @@ def _braze_flatten(lf: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
 
 def _scan_one(
     path: Path, options: SourceOptions, workdir: Path
-) -> tuple[pl.LazyFrame, str, str | None]:
+) -> tuple[pl.LazyFrame, str, str | None, Path]:
     fmt = readers.file_format(path)
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty", hint="export the table again")
     codec = readers.codec_name(options.encoding)
     if fmt == "parquet":
         try:
-            return readers.scan_parquet(path), fmt, None
+            return readers.scan_parquet(path), fmt, None, path
         except pl.exceptions.PolarsError as exc:
             raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
     source = path
     if codec not in ("utf-8", "utf-8-sig"):
         source = readers.utf8_copy(path, codec, workdir)
     if fmt == "ndjson":
-        return readers.scan_ndjson(source), fmt, None
+        return readers.scan_ndjson(source), fmt, None, source
     head = readers.read_head(source, "utf-8")
     if not head.strip():
         raise InputError(f"{path}: the file is empty", hint="export the table again")
     delimiter = options.delimiter or readers.sniff_delimiter(head.splitlines()[0])
-    return readers.scan_csv(source, delimiter), fmt, delimiter
+    return readers.scan_csv(source, delimiter), fmt, delimiter, source
 
 
-def _read_error(path: Path, exc: Exception, options: SourceOptions) -> InputError:
+def _read_error(
+    path: Path, exc: Exception, source: Path | None = None, delimiter: str | None = None
+) -> InputError:
     text = str(exc)
     if "utf-8" in text.lower() or "utf8" in text.lower():
         where = readers.locate_bad_utf8(path)
@@ -228,17 +230,25 @@ def _read_error(path: Path, exc: Exception, options: SourceOptions) -> InputErro
                 f"{path}: line {line} (data row {line - 1}) is not valid UTF-8 (byte 0x{byte:02X})",
                 hint="if the file comes from Excel/Windows, rerun with --encoding cp1252 (or latin-1)",
             )
-    return InputError(f"{path}: cannot be read as a table: {text.splitlines()[0] if text else exc}")
+    first = text.splitlines()[0] if text else repr(exc)
+    if delimiter is not None and source is not None:
+        where = readers.locate_bad_record(source, delimiter)
+        if where:
+            return InputError(
+                f"{path}: {where} ({first})",
+                hint=f"check quoting and the delimiter (detected {delimiter!r}; set --delimiter)",
+            )
+    return InputError(f"{path}: cannot be read as a table: {first}")
 
 
 def _load_file(
     path: Path, options: SourceOptions, mapping: Profile | None, workdir: Path
 ) -> tuple[pl.DataFrame, FileInfo]:
-    lf, fmt, delimiter = _scan_one(path, options, workdir)
+    lf, fmt, delimiter, source = _scan_one(path, options, workdir)
     try:
         schema = lf.collect_schema()
     except pl.exceptions.PolarsError as exc:
-        raise _read_error(path, exc, options) from None
+        raise _read_error(path, exc, source, delimiter) from None
     headers = list(schema.names())
     profile, detected = _choose_profile(path, headers, options, mapping)
     lf = lf.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
@@ -261,7 +271,7 @@ def _load_file(
     try:
         df = lf.collect()
     except pl.exceptions.PolarsError as exc:
-        raise _read_error(path, exc, options) from None
+        raise _read_error(path, exc, source, delimiter) from None
     info = FileInfo(str(path), profile.name, df.height, fmt, delimiter, detected)
     return df, info
 

@@ -8,8 +8,10 @@ strings (`infer_schema=False`), so a customer id 00123 keeps its zeros.
 from __future__ import annotations
 
 import codecs
+import csv
 import glob
 import gzip
+import io
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -141,6 +143,24 @@ def locate_bad_utf8(path: Path) -> tuple[int, int] | None:
                     return line + buf[: exc.start].count(b"\n"), buf[exc.start]
             if not chunk:
                 return None
+
+
+def locate_bad_record(path: Path, delimiter: str) -> str | None:
+    """Where a CSV stops parsing: the first record with more fields than the header, or an
+    unterminated quote. Only run after polars failed, so its cost does not matter."""
+    with (
+        _open_bytes(path) as raw,
+        io.TextIOWrapper(raw, "utf-8", errors="replace", newline="") as f,
+    ):
+        reader = csv.reader(f, delimiter=delimiter, strict=True)
+        try:
+            header = next(reader, [])
+            for i, rec in enumerate(reader, start=1):
+                if len(rec) > len(header):
+                    return f"data row {i} has {len(rec)} fields, the header has {len(header)}"
+        except csv.Error as exc:
+            return f"near line {reader.line_num}: {exc}"
+    return None
 
 
 def utf8_copy(path: Path, encoding: str, workdir: Path) -> Path:
