@@ -194,7 +194,7 @@ def test_secrets_never_reach_output_reports_or_state(sandbox: Any, tmp_path: Pat
         sandbox,
     )
     assert result.exit_code == 0, result.output
-    tokens = sandbox.state.issued_tokens() if hasattr(sandbox.state, "issued_tokens") else []
+    tokens = sandbox.state.issued_tokens()
     secrets = [sandbox.config.api_key, *tokens]
     assert sandbox.state.tokens_issued >= 1
     haystacks = [result.output]
