@@ -1,0 +1,113 @@
+"""Scenarios 1-3: generating the data, plan (read + normalize + dedupe), diff, state record()."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.gen import SEED, ensure_csv
+from bench.harness import Row, StepFailed, fmt_mb, fmt_s, median, run_child
+from bench.scenarios import ratio_text, rows_label, verdict
+
+PLAN_TARGET = DIFF_TARGET = 2.0
+RECORD_TARGET = 0.10  # record() under 10% of the send time per row
+
+
+def generate(sizes: list[int]) -> tuple[list[Row], dict[int, Path]]:
+    rows, paths = [], {}
+    for n in sorted(set(sizes)):
+        try:
+            path, took = ensure_csv(n)
+        except Exception as exc:
+            rows.append(Row.failed("generate CSV", rows_label(n), f"{type(exc).__name__}: {exc}"))
+            continue
+        paths[n] = path
+        size = f"{path.stat().st_size / 1e6:,.0f} MB CSV, seed {SEED}"
+        rows.append(
+            Row(
+                "generate CSV (bench/gen.py)",
+                rows_label(n),
+                median=fmt_s(took) if took is not None else "cached",
+                notes=f"{size}; in bench/out/ (gitignored), regenerated when missing",
+            )
+        )
+    return rows, paths
+
+
+def plan(path: Path, n: int, repeat: int) -> Row:
+    """read + normalize + dedupe (what `plan` does before the diff) vs a bare pl.read_csv."""
+    name = "plan: read + normalize + dedupe"
+    try:
+        ours, base = [], []
+        for _ in range(repeat):  # interleaved, each step in a fresh process
+            ours.append(run_child("plan", csv=str(path)))
+            base.append(run_child("read", csv=str(path)))
+    except StepFailed as exc:
+        return Row.failed(name, rows_label(n), str(exc))
+    t_ours, t_base = median(r["seconds"] for r in ours), median(r["seconds"] for r in base)
+    ratio = t_ours / t_base
+    return Row(
+        name,
+        rows_label(n),
+        median=fmt_s(t_ours),
+        baseline="`pl.read_csv(infer_schema=False)`",
+        baseline_median=fmt_s(t_base),
+        ratio=ratio_text(t_ours, t_base, "bare polars read"),
+        rss=f"{fmt_mb(max(r['maxrss_mb'] for r in ours))} vs "
+        f"{fmt_mb(max(r['maxrss_mb'] for r in base))}",
+        target=verdict(ratio <= PLAN_TARGET, f"≤ {PLAN_TARGET:g}×"),
+        notes=f"{ours[0]['eligible']:,} rows left eligible; one process per step",
+    )
+
+
+def diff(n: int, repeat: int) -> Row:
+    """pipeline.diff.diff vs a bare key + payload-hash anti-join (bench/state_bench.py data)."""
+    name = "diff against the state snapshot"
+    try:
+        r = run_child("diff", rows=n, repeat=repeat)
+    except StepFailed as exc:
+        return Row.failed(name, rows_label(n), str(exc))
+    s = r["samples"]
+    t_diff, t_base = median(s["diff"]), median(s["base"])
+    t_diff_rm, t_base_rm = median(s["diff_rm"]), median(s["base_rm"])
+    ratio = t_diff / t_base
+    counts = r["counts"]
+    return Row(
+        name,
+        rows_label(n),
+        median=fmt_s(t_diff),
+        baseline="anti-join on token + `hash_rows`",
+        baseline_median=fmt_s(t_base),
+        ratio=ratio_text(t_diff, t_base, "bare anti-join"),
+        rss=f"{fmt_mb(r['maxrss_mb'])} (both, one process)",
+        target=verdict(ratio <= DIFF_TARGET, f"≤ {DIFF_TARGET:g}×"),
+        notes=f"with removed tokens: {fmt_s(t_diff_rm)} vs {fmt_s(t_base_rm)} "
+        f"({t_diff_rm / t_base_rm:.2f}×); vs {counts['state_tokens']:,} state tokens; "
+        f"synthetic frames of bench/state_bench.py",
+    )
+
+
+def record(results: int, send: dict | None) -> Row:
+    """StateStore.record() per result (as run_sync calls it: one result at a time)."""
+    name = "state record() per result"
+    try:
+        c = run_child("record", results=results, batch=1)
+    except StepFailed as exc:
+        return Row.failed(name, f"{results:,} results", str(exc))
+    cpu_us = c["cpu_us"]
+    if send and send.get("wall_us_per_row"):
+        per_row, what = send["wall_us_per_row"], "send time per row (first sync @ 0 ms)"
+    else:
+        per_row, what = 200.0, "assumed 200 µs/row send time (the sync scenario failed)"
+    share = cpu_us / per_row
+    return Row(
+        name,
+        f"{results:,} results",
+        median=f"{cpu_us:.1f} µs CPU",
+        baseline=what,
+        baseline_median=f"{per_row:.0f} µs",
+        ratio=f"{share:.1%} of send time per row",
+        rss=fmt_mb(c["maxrss_mb"]),
+        target=verdict(share < RECORD_TARGET, f"< {RECORD_TARGET:.0%}"),
+        notes=f"caller {c['caller_us']:.1f} µs, wall incl. fsyncs {c['wall_us']:.1f} µs, "
+        f"journal {c['journal_bytes']:.0f} B/result; CPU includes the background writer",
+    )
