@@ -50,7 +50,7 @@ def journals(directory: Path) -> list[Path]:
 def test_record_survives_reopen_with_nulls(tmp_path: Path) -> None:
     with StateStore.open(tmp_path, run_id="r1") as store:
         store.record([Result("t1", model=None, os_version=None), Result("t2", customer_id="c2")])
-    with StateStore.open(tmp_path, run_id="r2") as store:
+    with StateStore.open(tmp_path, run_id="r2", compact_now=True) as store:
         snap = store.snapshot()
         assert dict(snap.schema) == SNAPSHOT_SCHEMA
         assert snap.height == 2
@@ -136,27 +136,43 @@ def test_garbage_after_last_fsync_keeps_the_good_prefix(tmp_path: Path) -> None:
         assert store.snapshot()["device_token"].to_list() == ["t1"]
 
 
-def test_leftover_journal_after_compaction_is_not_applied_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with monkeypatch.context() as patch:
-        # Two runs that never compacted: two pending journals, the newer one wins for t1.
-        patch.setattr(StateStore, "_compact", lambda self: self._load())
-        with StateStore.open(tmp_path, run_id="r1") as store:
-            store.record([Result("t1", customer_id="old")])
-        with StateStore.open(tmp_path, run_id="r2") as store:
-            store.record([Result("t1", customer_id="new")])
+def test_leftover_journal_after_compaction_is_not_applied_again(tmp_path: Path) -> None:
+    # Two runs that did not compact: two pending journals, the newer one wins for t1.
+    with StateStore.open(tmp_path, run_id="r1", compact_now=False) as store:
+        store.record([Result("t1", customer_id="old")])
+    with StateStore.open(tmp_path, run_id="r2", compact_now=False) as store:
+        store.record([Result("t1", customer_id="new")])
     j1, _ = journals(tmp_path)
     saved = tmp_path / "saved.jsonl"
     shutil.copy(j1, saved)
-    with StateStore.open(tmp_path, run_id="r3") as store:  # folds both, deletes both
+    with StateStore.open(tmp_path, run_id="r3", compact_now=True) as store:  # folds both
         assert row(store, "t1")["customer_id"] == "new"
     # Crash between the snapshot rename and the unlink of j1: j1 is back, already folded.
     shutil.copy(saved, j1)
     for run_id, read_only in (("show", True), ("r4", False), ("r5", False)):
-        with StateStore.open(tmp_path, run_id=run_id, read_only=read_only) as store:
+        with StateStore.open(
+            tmp_path, run_id=run_id, read_only=read_only, compact_now=True
+        ) as store:
             assert row(store, "t1")["customer_id"] == "new"
     assert journals(tmp_path) == []
+
+
+def test_small_journals_stay_pending_and_apply_in_sequence_order(tmp_path: Path) -> None:
+    for run, customer in (("r1", "a"), ("r2", "b"), ("r3", "c")):
+        with StateStore.open(tmp_path, run_id=run) as store:  # auto: too small to fold
+            store.record([Result("t1", customer_id=customer)])
+    names = [p.name for p in journals(tmp_path)]
+    assert [n.split("-")[0] for n in names] == ["0000000001", "0000000002", "0000000003"]
+    # The sequence, not the clock, orders them: make the clock part of the names lie.
+    for path in journals(tmp_path):
+        seq, _, rest = path.name.split("-", 2)
+        path.rename(path.with_name(f"{seq}-{10**19 - int(seq)}-{rest}"))
+    with StateStore.open(tmp_path, run_id="show", read_only=True) as store:
+        assert row(store, "t1")["customer_id"] == "c"
+    with StateStore.open(tmp_path, run_id="r4", compact_now=True) as store:
+        assert row(store, "t1")["customer_id"] == "c"
+        store.record([Result("t2")])
+    assert journals(tmp_path)[0].name.startswith("0000000004-")  # numbering goes on
 
 
 def test_crash_during_snapshot_write_leaves_old_snapshot(tmp_path: Path) -> None:
@@ -166,7 +182,7 @@ def test_crash_during_snapshot_write_leaves_old_snapshot(tmp_path: Path) -> None
         store.record([Result("t2")])
     # A half-written temp snapshot from a killed compaction, next to the journals it was folding.
     (tmp_path / f".tokens.parquet.{os.getpid() + 1}.tmp").write_bytes(b"PAR1 half")
-    with StateStore.open(tmp_path, run_id="r3") as store:
+    with StateStore.open(tmp_path, run_id="r3", compact_now=True) as store:
         assert sorted(store.snapshot()["device_token"]) == ["t1", "t2"]
     assert not list(tmp_path.glob(".*.tmp"))
 

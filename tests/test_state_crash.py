@@ -87,14 +87,14 @@ def test_sigkill_while_recording_loses_at_most_the_last_second(tmp_path: Path) -
 OPENER = """
 import os, signal, sys
 from pathlib import Path
-import pipeline.state.store as store_module
+import pipeline.state.files as files_module
 from pipeline.state import StateStore
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
 point = sys.argv[2]
-original_write = store_module.write_atomic
+original_write = files_module.write_atomic
 original_unlink = Path.unlink
 
 def write_atomic(path, write):
@@ -111,9 +111,9 @@ def unlink(self, missing_ok=False):
     if point == "after_first_journal_unlink" and self.suffix == ".jsonl":
         die()
 
-store_module.write_atomic = write_atomic
+files_module.write_atomic = write_atomic
 Path.unlink = unlink
-StateStore.open(Path(sys.argv[1]), run_id="opener").close()
+StateStore.open(Path(sys.argv[1]), run_id="opener", compact_now=True).close()
 print("completed", flush=True)
 """
 
@@ -139,14 +139,11 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pl.DataFrame
     pristine = tmp_path_factory.mktemp("pristine")
     with StateStore.open(pristine, run_id="first") as store:
         store.record([Result(f"t{i:06d}", "old") for i in range(50_000)])
-    with StateStore.open(pristine, run_id="second") as store:  # folds "first"
+    with StateStore.open(pristine, run_id="second", compact_now=True) as store:  # folds "first"
         store.record([Result(f"t{i:06d}", f"c{i}") for i in range(0, 80_000, 2)])
         store.record([Result(f"t{i:06d}", "x", outcome="failed") for i in range(1, 80_000, 6)])
-    with pytest.MonkeyPatch.context() as patch:
-        # A run that crashed before compacting leaves its journal next to "second"'s.
-        patch.setattr(StateStore, "_compact", lambda self: self._load())
-        with StateStore.open(pristine, run_id="third") as store:
-            store.record([Result(f"t{i:06d}", "third") for i in range(0, 80_000, 4)])
+    with StateStore.open(pristine, run_id="third", compact_now=False) as store:
+        store.record([Result(f"t{i:06d}", "third") for i in range(0, 80_000, 4)])
     assert len(list((pristine / "journal").glob("*.jsonl"))) == 2
     with StateStore.open(pristine, run_id="peek", read_only=True) as reader:
         expected = reader.snapshot().sort("device_token")
@@ -171,6 +168,6 @@ def test_sigkill_during_compaction_leaves_old_or_new_state(
     else:
         assert child.returncode == -signal.SIGKILL, child.stderr
     for run_id, read_only in (("check", True), ("check2", False), ("check3", False)):
-        with StateStore.open(state, run_id=run_id, read_only=read_only) as store:
+        with StateStore.open(state, run_id=run_id, read_only=read_only, compact_now=True) as store:
             assert store.snapshot().sort("device_token").equals(expected)
     assert list((state / "journal").glob("*.jsonl")) == []

@@ -6,18 +6,19 @@ Layout of a state directory (layout 1):
     lock                flock'ed by the run using the directory (see lock.py)
     tokens.parquet      snapshot: one row per token (journal.SNAPSHOT_SCHEMA); its Parquet
                         key-value metadata lists the journals already folded into it
-    journal/*.jsonl     one append-only file per run: results since the snapshot
+    journal/*.jsonl     one append-only file per run: results not yet folded (files.py)
     runs.jsonl          one line per finished run: id, times, summary counts
 
 Why a Parquet snapshot plus journals rather than SQLite: the diff needs the whole state as a
 polars frame, and reading Parquet is ~10x faster than pulling 5M rows out of SQLite; appends to
 a journal cost a write and an fsync per batch, with no B-tree or index to update per row.
 
-Crash safety: opening for writing folds snapshot + journals into a new snapshot written to a
-temp file, fsynced and renamed over the old one; the journals are deleted only afterwards. The
-new snapshot names the journals it contains, so journals left behind by a crash between the
-rename and the deletion are recognised and not applied twice. At every instant the directory
-holds either the old snapshot plus its journals or the new snapshot (plus leftovers it names).
+Crash safety: compaction (at a writable open, when the pending journals are worth it) writes a
+new snapshot to a temp file, fsyncs and renames it over the old one, and deletes the journals
+only afterwards. The new snapshot names the journals it contains, so journals left behind by a
+crash between the rename and the deletion are recognised and not applied twice. At every
+instant the directory holds the old snapshot plus its journals or the new snapshot (plus
+leftovers it names).
 """
 
 from __future__ import annotations
@@ -40,23 +41,15 @@ import polars as pl
 from pipeline.errors import StateVersionError
 
 from ._fs import append_durable, ensure_private_dir, fsync_dir, write_atomic
-from .journal import (
-    SNAPSHOT_SCHEMA,
-    apply_journal,
-    empty_snapshot,
-    read_journal,
-)
+from .files import JOURNALS, LAYOUT, SNAPSHOT, compact, load
+from .journal import apply_journal, empty_snapshot, read_journal
 from .lock import LOCK_NAME, StateLock
 from .writer import JournalWriter, Row, StateWriteError, write_error
 
 log = logging.getLogger("pipeline.state")
 
-LAYOUT = 1
 MARKER = "state.json"
-SNAPSHOT = "tokens.parquet"
-JOURNALS = "journal"
 RUNS = "runs.jsonl"
-_FOLDED_KEY = "masivo_sync.folded_journals"
 _RECORDED = frozenset({"succeeded", "failed", "rejected", "aborted"})
 _ERROR_EXCERPT = 500  # characters of an error kept per token
 
@@ -98,20 +91,32 @@ class StateStore:
         self._writer: JournalWriter | None = None
         self._journal_path: Path | None = None
         self._base = empty_snapshot()  # snapshot + journals as of open()
+        self._seq = 0  # highest journal sequence number in the directory
+        self._flush_interval = 0.5
         self._closed = False
 
     # ----------------------------------------------------------------- opening
     @classmethod
     def open(
-        cls, directory: Path, *, run_id: str, read_only: bool = False, flush_interval: float = 0.5
+        cls,
+        directory: Path,
+        *,
+        run_id: str,
+        read_only: bool = False,
+        flush_interval: float = 0.5,
+        compact_now: bool | None = None,
     ) -> StateStore:
-        """Create (writable) or read the state directory; check layout; lock; compact."""
+        """Create (writable) or read the state directory; check layout; lock; compact.
+
+        compact_now: None folds pending journals into the snapshot when they are big enough
+        to be worth rewriting it (files.compact); True always; False never.
+        """
         store = cls(Path(directory), run_id, read_only)
         store._flush_interval = flush_interval
         if read_only:
             if store.directory.exists():
                 store._check_layout(create=False)
-                store._base = store._load()
+                store._base, store._seq = load(store.directory)
             return store
         try:
             ensure_private_dir(store.directory)
@@ -122,7 +127,10 @@ class StateStore:
             if warning := store._lock.stale_warning():
                 store._warn(warning)
             store._check_layout(create=True)
-            store._base = store._compact()
+            try:
+                store._base, store._seq = compact(store.directory, force=compact_now)
+            except OSError as exc:
+                raise write_error(store.directory / SNAPSHOT, exc) from exc
         except BaseException:
             store._lock.release()
             raise
@@ -175,86 +183,6 @@ class StateStore:
     def _journal_dir(self) -> Path:
         return self.directory / JOURNALS
 
-    def _list_journals(self) -> list[Path]:
-        try:
-            return sorted(self._journal_dir().glob("*.jsonl"))
-        except FileNotFoundError:
-            return []
-
-    def _read_snapshot(self) -> tuple[pl.DataFrame, set[str]]:
-        path = self.directory / SNAPSHOT
-        try:
-            handle = path.open("rb")  # one handle: data and metadata of the same file
-        except FileNotFoundError:
-            return empty_snapshot(), set()
-        with handle:
-            meta = pl.read_parquet_metadata(handle)
-            handle.seek(0)
-            frame = pl.read_parquet(handle)
-        if dict(frame.schema) != SNAPSHOT_SCHEMA:
-            raise StateVersionError(
-                f"{path} does not have the columns of state layout {LAYOUT}.",
-                hint="the file was changed by hand or by another tool; reset the state",
-            )
-        return frame, set(json.loads(meta.get(_FOLDED_KEY, "[]")))
-
-    def _load(self) -> pl.DataFrame:
-        """Read-only view: snapshot + journals not yet folded, without writing anything."""
-        for _ in range(5):
-            names = self._list_journals()
-            frame, folded = self._read_snapshot()
-            pending = [p for p in names if p.name not in folded]
-            # A journal that vanished but is not in the snapshot we read was compacted by a
-            # concurrent writer after our read: read again to get the newer snapshot.
-            if all(p.exists() for p in pending):
-                for path in pending:
-                    frame = apply_journal(frame, read_journal(path))
-                return frame
-        raise StateVersionError(
-            f"The state in {self.directory} kept changing while being read.",
-            hint="try again",
-        )
-
-    def _compact(self) -> pl.DataFrame:
-        frame, folded = self._read_snapshot()
-        journals = self._list_journals()
-        leftovers = [p for p in journals if p.name in folded]
-        pending = [p for p in journals if p.name not in folded]
-        try:
-            # Temp files of a snapshot write that a crash interrupted: never renamed, never read.
-            for tmp in self.directory.glob(f".{SNAPSHOT}.*.tmp"):
-                tmp.unlink(missing_ok=True)
-            # Leftovers are already in the snapshot; drop them before a new snapshot forgets
-            # that they are (it only names what it folds itself).
-            for path in leftovers:
-                path.unlink(missing_ok=True)
-            if leftovers:
-                fsync_dir(self._journal_dir())
-            if not pending:
-                return frame
-            for path in pending:
-                frame = apply_journal(frame, read_journal(path))
-            self._write_snapshot(frame, folded={p.name for p in pending})
-            # Newest first: should a crash strike here, the leftovers are the older journals,
-            # the ones whose re-application would do harm; the folded list prevents it.
-            for path in reversed(pending):
-                path.unlink(missing_ok=True)
-            fsync_dir(self._journal_dir())
-        except OSError as exc:
-            raise write_error(self.directory / SNAPSHOT, exc) from exc
-        return frame
-
-    def _write_snapshot(self, frame: pl.DataFrame, *, folded: set[str]) -> None:
-        metadata = {_FOLDED_KEY: json.dumps(sorted(folded)), "layout": str(LAYOUT)}
-        write_atomic(
-            self.directory / SNAPSHOT,
-            # zstd level 1: on 5M tokens it wrote ~6x faster than the default level and was
-            # smaller; lz4 is ~2x faster again but twice the size on disk.
-            lambda handle: frame.write_parquet(
-                handle, metadata=metadata, statistics=False, compression_level=1
-            ),
-        )
-
     # ------------------------------------------------------------------- reading
     def snapshot(self) -> pl.DataFrame:
         """One row per token (SNAPSHOT_SCHEMA), including what this run has recorded."""
@@ -294,8 +222,9 @@ class StateStore:
             except OSError as exc:
                 raise write_error(journal_dir, exc) from exc
             safe_run = re.sub(r"[^A-Za-z0-9_.-]", "_", self.run_id)[:80]
-            # time first: names sort in creation order, which is the order to apply them in.
-            name = f"{time.time_ns():020d}-{os.getpid()}-{safe_run}.jsonl"
+            # The sequence orders journals for folding; time and pid only make names unique.
+            self._seq += 1
+            name = f"{self._seq:010d}-{time.time_ns()}-{os.getpid()}-{safe_run}.jsonl"
             self._journal_path = journal_dir / name
             self._writer = JournalWriter(self._journal_path, interval=self._flush_interval)
         return self._writer
