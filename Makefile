@@ -18,6 +18,7 @@ demo: setup
 	$(BIN)/python scripts/demo.py
 
 test: setup
+	@sh scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -q
 
 lint: setup

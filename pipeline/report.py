@@ -222,6 +222,9 @@ def write_report(
     _atomic_write(report_dir / "results.csv", lambda p: spreadsheet_safe(table).write_csv(p))
     body = json.dumps(summary.as_dict(), indent=2, ensure_ascii=False) + "\n"
     _atomic_write(report_dir / "summary.json", lambda p: p.write_text(body, encoding="utf-8"))
+    from pipeline.report_html import write_html  # here: report_html imports this module
+
+    write_html(report_dir)
     return report_dir
 
 
