@@ -38,14 +38,15 @@ from pipeline.normalize.lookups import (
     WEB,
     os_lookup,
     platform_codes,
+    take,
 )
 from pipeline.normalize.timestamps import activity_stages
 from pipeline.normalize.tokens import (
     KIND_CODE,
     KIND_REASON,
+    TOKEN_KINDS,
     clean_token,
     kind_code,
-    kind_names,
     token_stages,
 )
 from pipeline.outcomes import REASONS
@@ -121,7 +122,7 @@ def _ensure_columns(frame: pl.DataFrame) -> pl.DataFrame:
 
 def normalize(frame: pl.DataFrame, options: NormalizeOptions | None = None) -> pl.DataFrame:
     """Return the frame with clean values and an outcome for every row that must not be sent."""
-    return normalize_lazy(frame, options).collect(engine="in-memory")
+    return normalize_lazy(frame, options).collect()
 
 
 def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None) -> pl.LazyFrame:
@@ -209,22 +210,20 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
         .then(pl.when(pl.col("_osbad")).then(pl.col("os_version")).str.strip_chars())
         .when(kind == KIND_CODE["phone"])
         .then(pl.lit(KIND_REASON["phone"][1]))
-        .otherwise(r.replace_strict(text_of, default=None, return_dtype=pl.String))
+        .otherwise(take([text_of.get(i) for i in range(len(REASON_ORDER))], r))
     )
     decided = pl.col("outcome").is_not_null()
     known = pc.is_in([ANDROID, IOS, WEB]).fill_null(False)
     lf = lf.with_columns(
         outcome=pl.when(decided)
         .then(pl.col("outcome"))
-        .otherwise(r.replace_strict(outcome_of, default=None, return_dtype=pl.String)),
-        reason=pl.when(decided)
-        .then(pl.col("reason"))
-        .otherwise(r.replace_strict(reason_of, default=None, return_dtype=pl.String)),
+        .otherwise(take([outcome_of[i] for i in range(len(REASON_ORDER))], r)),
+        reason=pl.when(decided).then(pl.col("reason")).otherwise(take(list(REASON_ORDER), r)),
         detail=pl.when(decided)
         .then(pl.col("detail"))
         .otherwise(pl.when(r.is_not_null()).then(detail)),
         platform=pl.when(known)
-        .then(pc.replace_strict(CODE_TO_PLATFORM, default=None, return_dtype=pl.String))
+        .then(take(["android", "ios", "web", None], pc))
         .otherwise(pl.when(~known).then(plat).str.strip_chars()),
         os_version=pl.coalesce(
             pl.col("_osn"),
@@ -235,6 +234,6 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
         .then(pl.lit("api"))
         .otherwise(pl.col("android_version_kind")),
     )
-    lf = lf.with_columns(token_kind=kind_names(pl.col("_tk")))
+    lf = lf.with_columns(token_kind=take(list(TOKEN_KINDS), pl.col("_tk")))
     extra = [c for c in ("token_kind",) if c not in order]
     return lf.select(*order, *extra)
