@@ -16,33 +16,37 @@ __all__ = ["dedupe"]
 
 def dedupe(frame: pl.DataFrame) -> pl.DataFrame:
     eligible = pl.col("outcome").is_null() & pl.col("device_token").is_not_null()
+    # Most tokens are unique. A pass over 64-bit hashes finds the rows that may share a token
+    # (a hash collision only adds a candidate, never hides a duplicate); only those rows are then
+    # compared exactly, sorted and grouped. Hashing, sorting or joining a million 160-byte tokens
+    # as strings would cost more than reading the file.
+    token_hash = pl.when(eligible).then(pl.col("device_token")).hash()
+    candidates = frame.lazy().filter(eligible & token_hash.is_duplicated())
+    rows = candidates.select("row_id", "device_token", "activity_at", "source_file", "source_row")
     winners = (
-        frame.lazy()
-        .filter(eligible)
-        .select("device_token", "row_id", "activity_at", "source_file", "source_row")
         # nulls first, so the last row of each token has the latest activity, then the highest row_id
-        .sort(["activity_at", "row_id"], nulls_last=False)
+        rows.sort(["activity_at", "row_id"], nulls_last=False)
         .group_by("device_token")
         .agg(
-            pl.len().alias("_n"),
             pl.col("row_id").last().alias("_win"),
-            pl.col("source_file").last().alias("_wfile"),
-            pl.col("source_row").last().alias("_wrow"),
+            pl.format("{} row {}", pl.col("source_file"), pl.col("source_row"))
+            .last()
+            .alias("_wname"),
         )
-        .filter(pl.col("_n") > 1)
-        .drop("_n")
     )
-    lose = eligible & pl.col("_win").is_not_null() & (pl.col("row_id") != pl.col("_win"))
-    return (
-        frame.lazy()
-        .join(winners, on="device_token", how="left", maintain_order="left")
-        .with_columns(
-            outcome=pl.when(lose).then(pl.lit("skipped")).otherwise(pl.col("outcome")),
-            reason=pl.when(lose).then(pl.lit("duplicate_token")).otherwise(pl.col("reason")),
-            detail=pl.when(lose)
-            .then(pl.format("{} row {}", pl.col("_wfile"), pl.col("_wrow")))
-            .otherwise(pl.col("detail")),
-        )
-        .select(frame.columns)
+    losers = (
+        rows.join(winners, on="device_token", how="inner")
+        .filter(pl.col("row_id") != pl.col("_win"))
+        .select("row_id", "_wname")
         .collect()
+    )
+    if losers.is_empty():
+        return frame
+    lose = pl.col("row_id").is_in(losers["row_id"].implode())
+    return frame.with_columns(
+        outcome=pl.when(lose).then(pl.lit("skipped")).otherwise(pl.col("outcome")),
+        reason=pl.when(lose).then(pl.lit("duplicate_token")).otherwise(pl.col("reason")),
+        detail=pl.when(lose)
+        .then(pl.col("row_id").replace_strict(losers["row_id"], losers["_wname"], default=None))
+        .otherwise(pl.col("detail")),
     )
