@@ -195,7 +195,9 @@ def test_validate_run_renders_without_send_data(tmp_path: Path) -> None:
     assert table.schema["latency_ms"] == pl.String
     page = (tmp_path / "v" / "report.html").read_text(encoding="utf-8")  # written by write_report
     assert f'id="input-rows" data-value="{result.summary.input_rows}"' in page
-    assert "Nothing is sent in a validate run." in page
+    assert "Nothing is sent in a validate run" in page
+    assert f"{result.summary.reasons['dry_run']:,} rows would have been sent" in page
+    assert 'id="sent"' not in page  # one "nothing sent" section, not two
     assert "dry_run" in page and REASONS["dry_run"][1] in page
     assert 'id="send-sent"' not in page
 
@@ -376,6 +378,21 @@ def test_report_html_in_headless_chromium(
         tmp_path / "validate" / "report.html", tmp_path, validate_shot
     )
     assert validate_elements.by_id["input-rows"]["data-value"] == str(validate.summary.input_rows)
+    # Canary: the same page with an escaping bug simulated must be caught, or the empty
+    # console above proves nothing (e.g. a Chromium that logs console messages differently).
+    broken = tmp_path / "broken.html"
+    broken.write_text(
+        report.read_text(encoding="utf-8").replace(
+            "</main>", '<script>alert(1)</script><img src="https://example.invalid/x.png"></main>'
+        ),
+        encoding="utf-8",
+    )
+    caught = _console_messages(
+        _run_chromium(broken, tmp_path / "chromium-canary", "--dump-dom").stderr
+    )
+    assert any("inline script" in line for line in caught), caught
+    assert any("example.invalid" in line for line in caught), caught
+
     with capsys.disabled():
         print(f"\nreport.html screenshots: {screenshot} {validate_shot}", flush=True)
     assert os.access(screenshot, os.R_OK)

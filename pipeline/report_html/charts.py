@@ -52,9 +52,22 @@ def fmt_seconds(value: float | None) -> str:
         return f"{round(value, 1):g} s" if value < 10 else f"{value:.0f} s"
     minutes, seconds = divmod(round(value), 60)
     if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
+        return f"{minutes} min {seconds:02d} s" if seconds else f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    return f"{hours} h {minutes:02d} min" if minutes else f"{hours} h"
+
+
+# Steps a clock reader expects on a time axis: never "every 250 s".
+_TIME_STEPS = (0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
+               7200, 10800, 21600, 43200, 86400)  # fmt: skip
+
+
+def time_ticks(span: float, count: int = 8) -> list[float]:
+    """Tick positions (seconds) from 0 to `span` at a round time step, at most count + 1."""
+    if span <= 0:
+        return [0.0]
+    step = next((s for s in _TIME_STEPS if span / s <= count), _TIME_STEPS[-1])
+    return [step * i for i in range(math.floor(span / step + 1e-9) + 1)]
 
 
 def nice_ticks(maximum: float, count: int = 4) -> list[float]:
@@ -190,16 +203,14 @@ def line_chart(
     x_format: Callable[[float], str] = _tick_label,
     label: str = "",
 ) -> str:
-    """Lines over a shared x axis; a None breaks the line (no data in that bucket)."""
+    """Lines over a shared time axis (seconds); a None breaks the line (an empty bucket)."""
     plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
     highest = max((v for _, values in lines for v in values if v is not None), default=0.0)
     y_ticks = nice_ticks(highest)
     top = y_ticks[-1] or 1.0
     span = x_max or 1.0
     parts = _frame(y_ticks, y_label, x_label)
-    for tick in nice_ticks(span, 6):
-        if tick > span:
-            break
+    for tick in time_ticks(span, 8):
         x = _LEFT + plot_w * tick / span
         parts.append(
             f'<text class="tick" x="{x:.1f}" y="{_TOP + plot_h + 15}" text-anchor="middle">'
