@@ -235,3 +235,8 @@ def test_never_drops_or_reorders_rows() -> None:
     assert out["row_id"].to_list() == [0, 1, 2, 3]
     assert out.schema["activity_at"] == pl.Datetime("us", "UTC")
     assert out.schema["opted_in"] == pl.Boolean
+
+
+def test_empty_frame() -> None:
+    out = normalize(frame(customer_id=[]), OPTS)
+    assert out.height == 0 and out.schema["activity_at"] == pl.Datetime("us", "UTC")
