@@ -12,6 +12,7 @@ Files in the report directory (the contract; later work extends it, never breaks
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from typing import Any
 import polars as pl
 
 from pipeline.outcomes import OUTCOMES, REASONS
+
+log = logging.getLogger("pipeline.report")
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "source_file",
@@ -131,18 +134,29 @@ def mark_undecided(frame: pl.DataFrame, reason: str) -> pl.DataFrame:
     )
 
 
+# Types of the report columns, the same in every mode (a validate run has no HTTP columns, but
+# readers should not see them change type).
+_RESULT_TYPES: dict[str, pl.DataType] = {
+    "source_row": pl.Int64(),
+    "http_status": pl.Int64(),
+    "attempts": pl.Int64(),
+    "latency_ms": pl.Float64(),
+    "completed_s": pl.Float64(),
+}
+
+
 def results_table(frame: pl.DataFrame, *, unmask_tokens: bool = False) -> pl.DataFrame:
     """The per-row report table, in input order."""
-    columns = {name: pl.lit(None, pl.String) for name in RESULT_COLUMNS}
     present = set(frame.columns)
     exprs: list[pl.Expr] = []
     for name in RESULT_COLUMNS:
+        dtype = _RESULT_TYPES.get(name, pl.String())
         if name == "device_token_masked":
             exprs.append(mask_token(pl.col("device_token")).alias(name))
         elif name in present:
-            exprs.append(pl.col(name))
+            exprs.append(pl.col(name).cast(dtype))
         else:
-            exprs.append(columns[name].alias(name))
+            exprs.append(pl.lit(None, dtype).alias(name))
     if unmask_tokens:
         exprs.insert(RESULT_COLUMNS.index("device_token_masked") + 1, pl.col("device_token"))
     return frame.sort("row_id").select(exprs)
@@ -216,7 +230,9 @@ def write_report(
     Each file is written to a temporary name and renamed, so a reader never sees half a file.
     """
     # Reports hold customer ids and (masked) tokens: personal data, readable by the owner only.
-    report_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for directory in reversed([report_dir, *report_dir.parents]):
+        if not directory.exists():
+            directory.mkdir(mode=0o700, exist_ok=True)
     table = results_table(frame, unmask_tokens=unmask_tokens)
     _atomic_write(report_dir / "results.parquet", lambda p: table.write_parquet(p))
     _atomic_write(report_dir / "results.csv", lambda p: spreadsheet_safe(table).write_csv(p))
@@ -224,7 +240,10 @@ def write_report(
     _atomic_write(report_dir / "summary.json", lambda p: p.write_text(body, encoding="utf-8"))
     from pipeline.report_html import write_html  # here: report_html imports this module
 
-    write_html(report_dir)
+    try:
+        write_html(report_dir)
+    except Exception as exc:  # the HTML is a view of the files above; never lose a run over it
+        log.warning("report.html could not be written: %s: %s", type(exc).__name__, exc)
     return report_dir
 
 
@@ -248,4 +267,5 @@ def write_reconcile(
 def _atomic_write(path: Path, write: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     write(tmp)
+    os.chmod(tmp, 0o600)
     os.replace(tmp, path)

@@ -190,9 +190,10 @@ def test_validate_run_renders_without_send_data(tmp_path: Path) -> None:
         SyncConfig(inputs=(SAMPLE,), mode="validate", report_dir=tmp_path / "v",
                    state_dir=tmp_path / "s", handle_signals=False)
     )  # fmt: skip
-    # validate writes the send columns as all-null Strings: the renderer must not care.
+    # validate has no send data: the columns exist, typed as in a sync, all null.
     table = pl.read_parquet(tmp_path / "v" / "results.parquet")
-    assert table.schema["latency_ms"] == pl.String
+    assert table.schema["latency_ms"] == pl.Float64
+    assert table["latency_ms"].null_count() == table.height
     page = (tmp_path / "v" / "report.html").read_text(encoding="utf-8")  # written by write_report
     assert f'id="input-rows" data-value="{result.summary.input_rows}"' in page
     assert "Nothing is sent in a validate run" in page
