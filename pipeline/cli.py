@@ -21,6 +21,7 @@ from pipeline.errors import MasivoSyncError
 from pipeline.normalize import NormalizeOptions
 from pipeline.secrets import redact
 from pipeline.send import SendOptions
+from pipeline.shard import Shard
 from pipeline.sources import SourceOptions
 from pipeline.sync import DEFAULT_BASE_URL, DEFAULT_STATE_DIR, SyncConfig, run_sync
 from pipeline.terminal import Console
@@ -279,6 +280,14 @@ def _send_options(func: Any) -> Any:
             help="On Ctrl-C / SIGTERM, seconds to let calls in flight finish (a second signal stops at once).",
         ),
         click.option(
+            "--shard",
+            default=None,
+            metavar="I/N",
+            help="Send only shard I of N (0-based) of the tokens, for splitting one backfill over N "
+            "processes or machines; each shard keeps its own state under <state-dir>/shard-I-of-N. "
+            "--rate-limit applies per shard: divide the global budget by N.",
+        ),
+        click.option(
             "--full-resync",
             is_flag=True,
             help="Ignore what earlier runs delivered and send every valid row again.",
@@ -388,6 +397,7 @@ def _config_from_options(options: dict[str, Any], *, mode: str) -> SyncConfig:
         report_dir=options["report_dir"],
         mode=mode,
         full_resync=options.get("full_resync", False),
+        shard=Shard.parse(options["shard"]) if options.get("shard") else None,
         max_failure_rate=options.get("max_failure_rate"),
         unmask_tokens=options["unmask_tokens"],
         sources=sources,

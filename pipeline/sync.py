@@ -26,6 +26,7 @@ from pipeline.diff import diff, reconcile, removed_tokens
 from pipeline.normalize import NormalizeOptions, normalize
 from pipeline.outcomes import REASONS, Outcome
 from pipeline.send import SendOptions, SendResult, run_send
+from pipeline.shard import Shard, keep_shard
 from pipeline.sources import SourceOptions, load_sources
 from pipeline.state import StateStore, StateWriteError
 
@@ -60,6 +61,7 @@ class SyncConfig:
     normalize: NormalizeOptions = field(default_factory=NormalizeOptions)
     send: SendOptions = field(default_factory=SendOptions)
     client: ClientOptions | None = None  # default: built from base_url and send.concurrency
+    shard: Shard | None = None  # this process's part of a sharded backfill
     # SIGINT/SIGTERM stop the run gracefully; only possible from the main thread, so a caller
     # running syncs in worker threads (Airflow, a web app) turns it off.
     handle_signals: bool = True
@@ -148,6 +150,8 @@ def prepare(config: SyncConfig) -> tuple[pl.DataFrame, list[Any]]:
     """read → normalize → dedupe: the checked frame of every input row, and file infos."""
     sources = load_sources(config.inputs, config.sources)
     frame = dedupe(normalize(sources.frame, config.normalize))
+    if config.shard is not None:
+        frame = keep_shard(frame, config.shard)
     if "change" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, pl.String).alias("change"))
     return frame, list(sources.files)
@@ -219,7 +223,10 @@ def run_sync(config: SyncConfig, *, progress: ProgressCallback | None = None) ->
     started = datetime.now(UTC)
     clock = time.monotonic()
     run_id = new_run_id(started)
-    report_dir = config.report_dir or (Path(config.state_dir) / "runs" / run_id)
+    state_dir = Path(config.state_dir)
+    if config.shard is not None and config.shard.count > 1:
+        state_dir = config.shard.state_dir(state_dir)
+    report_dir = config.report_dir or (state_dir / "runs" / run_id)
 
     credentials = None
     if config.mode == "sync":
@@ -233,9 +240,7 @@ def run_sync(config: SyncConfig, *, progress: ProgressCallback | None = None) ->
     reconciled: pl.DataFrame | None = None
     try:
         if config.mode in ("sync", "dry_run", "reconcile"):
-            store = StateStore.open(
-                Path(config.state_dir), run_id=run_id, read_only=config.mode != "sync"
-            )
+            store = StateStore.open(state_dir, run_id=run_id, read_only=config.mode != "sync")
             snapshot = store.snapshot()
             frame = diff(frame, snapshot, full_resync=config.full_resync)
             removed = removed_tokens(frame, snapshot).height
@@ -259,6 +264,7 @@ def run_sync(config: SyncConfig, *, progress: ProgressCallback | None = None) ->
         "inputs": [str(p) for p in config.inputs],
         "files": [_file_info(f) for f in files],
         "base_url": config.base_url,
+        "shard": str(config.shard) if config.shard else None,
         "changes": _change_counts(frame, removed),
         "apns_tokens_needing_conversion": int(
             frame.filter(pl.col("reason") == "apns_token_not_fcm").height
