@@ -274,6 +274,8 @@ def run_sync(config: SyncConfig, *, progress: ProgressCallback | None = None) ->
     }
     if reconciled is not None:
         extra["reconcile"] = report.status_counts(reconciled)
+    if store is not None and store.warnings:
+        extra["warnings"] = list(store.warnings)
     summary = report.build_summary(
         frame,
         meta={

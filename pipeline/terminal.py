@@ -137,6 +137,8 @@ class Console:
                     "Masivo can use them (reason apns_token_not_fcm).",
                     markup=False,
                 )
+            for warning in data.get("warnings") or []:
+                self.out.print(f"warning: {warning}", markup=False)
             if summary.stop_message:
                 self.out.print(f"stopped: {summary.stop_message}", markup=False)
         meaning = EXIT_MEANINGS.get(summary.exit_code, "")
