@@ -36,6 +36,7 @@ from pipeline.normalize.lookups import (
     IOS,
     UNSUPPORTED,
     WEB,
+    cleaned,
     os_lookup,
     platform_codes,
     take,
@@ -137,7 +138,9 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
 
     # low-cardinality columns are classified once per distinct value (see lookups.py)
     frame = frame.with_columns(
-        pl.col("platform").cast(pl.String), pl.col("os_version").cast(pl.String)
+        pl.col("platform").cast(pl.String),
+        pl.col("os_version").cast(pl.String),
+        pl.col("model").cast(pl.String),
     )
     plat_code = platform_codes(frame["platform"])
     api_kind = pl.col("android_version_kind").cast(pl.String) == "api"
@@ -151,7 +154,7 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
     lf = frame.lazy().with_columns(
         pl.col("customer_id").cast(pl.String).str.strip_chars().alias("customer_id"),
         clean_token(pl.col("device_token").cast(pl.String)).alias("device_token"),
-        _blank_to_null(pl.col("model").cast(pl.String)).alias("model"),
+        cleaned(frame["model"]).alias("model"),
         _opted_in("opted_in", schema["opted_in"]).alias("opted_in"),
         plat_code.alias("_pc"),
         ts_first,
@@ -208,20 +211,23 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
         .then(pl.when(r.is_in(list(raw_value))).then(plat).str.strip_chars())
         .when(r == REASON_ORDER.index("invalid_os_version"))
         .then(pl.when(pl.col("_osbad")).then(pl.col("os_version")).str.strip_chars())
-        .when(kind == KIND_CODE["phone"])
+        .when((r == REASON_ORDER.index("email_or_phone_token")) & (kind == KIND_CODE["phone"]))
         .then(pl.lit(KIND_REASON["phone"][1]))
         .otherwise(take([text_of.get(i) for i in range(len(REASON_ORDER))], r))
     )
-    decided = pl.col("outcome").is_not_null()
     known = pc.is_in([ANDROID, IOS, WEB]).fill_null(False)
+    new_outcome = take([outcome_of[i] for i in range(len(REASON_ORDER))], r)
+    new_reason = take(list(REASON_ORDER), r)
+    if frame["outcome"].null_count() < frame.height:
+        # rows decided before normalize (e.g. a second pass) keep their outcome, reason and detail
+        decided = pl.col("outcome").is_not_null()
+        new_outcome = pl.when(decided).then(pl.col("outcome")).otherwise(new_outcome)
+        new_reason = pl.when(decided).then(pl.col("reason")).otherwise(new_reason)
+        detail = pl.when(decided).then(pl.col("detail")).otherwise(detail)
     lf = lf.with_columns(
-        outcome=pl.when(decided)
-        .then(pl.col("outcome"))
-        .otherwise(take([outcome_of[i] for i in range(len(REASON_ORDER))], r)),
-        reason=pl.when(decided).then(pl.col("reason")).otherwise(take(list(REASON_ORDER), r)),
-        detail=pl.when(decided)
-        .then(pl.col("detail"))
-        .otherwise(pl.when(r.is_not_null()).then(detail)),
+        outcome=new_outcome,
+        reason=new_reason,
+        detail=detail,
         platform=pl.when(known)
         .then(take(["android", "ios", "web", None], pc))
         .otherwise(pl.when(~known).then(plat).str.strip_chars()),

@@ -31,6 +31,19 @@ def take(table: pl.Series | list, idx: pl.Expr) -> pl.Expr:
     return pl.lit(pl.Series(table) if isinstance(table, list) else table).gather(idx)
 
 
+def cleaned(values: pl.Series) -> pl.Expr:
+    """Expr over `values.name`: trimmed, "" -> null, computed once per distinct value.
+
+    For columns with few distinct values (device models) this is cheaper than trimming every row.
+    """
+    distinct = values.cast(pl.String).unique().drop_nulls()
+    if distinct.is_empty():
+        return pl.lit(None, dtype=pl.String)
+    trimmed = distinct.str.strip_chars()
+    out = trimmed.zip_with(trimmed != "", pl.Series([None], dtype=pl.String))
+    return take(out, index_of(values.name, distinct))
+
+
 def platform_codes(values: pl.Series) -> pl.Expr:
     """Expr over `values.name`: UInt8 code (0 android, 1 ios, 2 web, 3 unsupported), null unknown."""
     distinct = values.unique().drop_nulls()
