@@ -46,7 +46,6 @@ from pipeline.normalize.tokens import (
     KIND_CODE,
     KIND_REASON,
     TOKEN_KINDS,
-    clean_token,
     kind_code,
     token_stages,
 )
@@ -147,20 +146,20 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
     osn, os_invalid = os_lookup(frame["os_version"], pl.col("_pc"), api_kind.fill_null(False))
 
     ts_first, ts_final = activity_stages("activity_at", schema["activity_at"], frame["activity_at"])
-    tok1, tok2 = token_stages("device_token")
+    tok1, tok2, tok3 = token_stages("device_token")
 
     # Stages of independent expressions: polars evaluates the expressions of one stage in
     # parallel, so fewer, wider stages keep both cores busy.
     lf = frame.lazy().with_columns(
         pl.col("customer_id").cast(pl.String).str.strip_chars().alias("customer_id"),
-        clean_token(pl.col("device_token").cast(pl.String)).alias("device_token"),
+        *tok1,
         cleaned(frame["model"]).alias("model"),
         _opted_in("opted_in", schema["opted_in"]).alias("opted_in"),
         plat_code.alias("_pc"),
         ts_first,
     )
-    lf = lf.with_columns(osn.alias("_osn"), os_invalid.alias("_osbad"), ts_final, *tok1)
-    lf = lf.with_columns(tok2)
+    lf = lf.with_columns(osn.alias("_osn"), os_invalid.alias("_osbad"), ts_final, *tok2)
+    lf = lf.with_columns(tok3)
     lf = lf.with_columns(kind_code("device_token").alias("_tk"))
 
     kind = pl.col("_tk")

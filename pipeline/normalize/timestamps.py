@@ -21,8 +21,15 @@ SAMPLE = 1000
 
 def _fast(s: pl.Expr, fmt: str) -> pl.Expr:
     if fmt == "%Y-%m-%d":
-        return s.str.to_date(fmt, strict=False).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    return s.str.to_datetime(fmt, strict=False, time_unit="us").dt.replace_time_zone("UTC")
+        return (
+            s.str.to_date(fmt, strict=False, cache=False)
+            .cast(pl.Datetime("us"))
+            .dt.replace_time_zone("UTC")
+        )
+    # cache=False: activity timestamps are mostly distinct, so polars' cache only adds hashing
+    return s.str.to_datetime(fmt, strict=False, time_unit="us", cache=False).dt.replace_time_zone(
+        "UTC"
+    )
 
 
 def _general(s: pl.Expr) -> pl.Expr:

@@ -53,19 +53,38 @@ def clean_token(col: pl.Expr) -> pl.Expr:
 
 
 def token_stages(col: str = "device_token") -> list[list[pl.Expr]]:
-    """The `_n` and `_ok` helper columns, as stages normalize can merge with its own work."""
-    t = pl.col(col)
-    n = t.str.len_bytes()
-    layout = (t.str.slice(22, 7) == ":APA91b").fill_null(False)
-    rest = pl.when(~layout).then(t)
+    """Three stages of expressions that trim `col` in place and add the `_n` (bytes) and `_ok`
+    (FCM alphabet) helper columns used by kind_code; normalize merges them with its own stages.
+
+    Tokens with the FCM/GCM layout and no whitespace, quotes or non-ASCII anywhere are taken as
+    they are (trimming them would copy a million strings for nothing); only the others are
+    trimmed and get the full alphabet regex.
+    """
+    raw = pl.col(col).cast(pl.String)
+    n_raw = raw.str.len_bytes()
+    layout = (raw.str.slice(22, 7) == ":APA91b").fill_null(False)
+    rest = pl.when(~layout).then(raw)
     layout = layout | (rest.str.slice(11, 7) == ":APA91b").fill_null(False)
     layout = layout | rest.str.starts_with("APA91b").fill_null(False)
-    cheap_ok = (t.str.len_chars() == n) & ~t.str.contains_any([" ", "\t", '"'])
-    stage1 = [n.alias("_n"), (layout & (n >= 100)).alias("_layout"), cheap_ok.alias("_cheap")]
-    fast = pl.col("_layout")
-    full_ok = pl.when(~fast).then(t).str.contains(_FCM_ALPHABET)
-    stage2 = [pl.when(fast).then(pl.col("_cheap")).otherwise(full_ok).alias("_ok")]
-    return [stage1, stage2]
+    plain = (
+        (raw.str.len_chars() == n_raw)
+        & ~raw.str.contains_any([" ", "\t", '"'])
+        & ~raw.str.contains_any(["\r", "\n", "\x0b"])
+    )
+    stage1 = [(layout & (n_raw >= 100) & plain).fill_null(False).alias("_fast")]
+    fast = pl.col("_fast")
+    stage2 = [
+        pl.when(fast).then(raw).otherwise(clean_token(pl.when(~fast).then(raw))).alias(col),
+    ]
+    t = pl.col(col)
+    stage3 = [
+        t.str.len_bytes().alias("_n"),
+        pl.when(fast)
+        .then(pl.lit(True))
+        .otherwise(pl.when(~fast).then(t).str.contains(_FCM_ALPHABET))
+        .alias("_ok"),
+    ]
+    return [stage1, stage2, stage3]
 
 
 def kind_code(col: str = "device_token") -> pl.Expr:
@@ -112,11 +131,11 @@ def with_token_kind(
     """`lf` plus `out`, the kind of the already trimmed token in `col` (see TOKEN_KINDS), and
     `code_col`, the same as a UInt8 index into TOKEN_KINDS (see KIND_CODE).
 
-    Speed: a full alphabet regex over a million 160-byte tokens costs more than reading the file,
-    so tokens with the FCM/GCM layout (a 22- or 11-character id then ":APA91b", or a bare
-    "APA91b...") only get cheap checks (non-ASCII, whitespace, quotes); every other token gets the
-    full alphabet check, and the patterns for the wrong kinds only run on the few rows that can
-    match them (the rest are masked to null, which the string kernels skip).
+    Trims `col` in place. Speed: a full alphabet regex over a million 160-byte tokens costs more
+    than reading the file, so tokens with the FCM/GCM layout (a 22- or 11-character id then
+    ":APA91b", or a bare "APA91b...") only get cheap checks (non-ASCII, whitespace, quotes);
+    every other token gets the full alphabet check, and the patterns for the wrong kinds only run
+    on the few rows that can match them (the rest are masked to null, which string kernels skip).
     """
     for stage in token_stages(col):
         lf = lf.with_columns(stage)
@@ -124,5 +143,5 @@ def with_token_kind(
     return (
         lf.with_columns(kind_code(col).alias(code_col))
         .with_columns(kind_names(pl.col(code_col)).alias(out))
-        .drop("_n", "_ok", "_layout", "_cheap")
+        .drop("_n", "_ok", "_fast")
     )
