@@ -242,6 +242,13 @@ def test_mapping_file(tmp_path: Path) -> None:
     assert sf.files[0].profile == "mapping:m.toml"
 
 
+def test_mapping_file_beside_vendor_exports() -> None:
+    m = SAMPLES / "homegrown" / "mapping.toml"
+    sf = load_sources([SAMPLES / "homegrown" / "clientes.csv", SAMPLES / "airship_channels.csv"],
+                      SourceOptions(mapping_file=m))  # fmt: skip
+    assert [f.profile for f in sf.files] == ["mapping:mapping.toml", "airship"]
+
+
 def test_bad_mapping_file(tmp_path: Path) -> None:
     m = write(tmp_path / "m.toml", "[columns]\nnot_a_column = 'x'\n")
     with pytest.raises(ConfigError, match="not_a_column"):

@@ -78,7 +78,9 @@ class SourceFrame:
 def _choose_profile(
     path: Path, headers: list[str], options: SourceOptions, mapping: Profile | None
 ) -> tuple[Profile, bool]:
-    if mapping is not None:
+    # the mapping is for the home-grown tables of the run; with --profile auto, a vendor
+    # export read in the same run (lacking the mapped columns) is still detected as usual
+    if mapping is not None and (options.profile != "auto" or not _missing(mapping, headers)):
         return mapping, False
     if options.profile != "auto":
         return PROFILES[options.profile], False
