@@ -27,23 +27,53 @@ REASONS: dict[str, tuple[Outcome, str]] = {
     # succeeded
     "registered": (Outcome.SUCCEEDED, "Masivo accepted the device registration."),
     # skipped
-    "unchanged": (Outcome.SKIPPED, "Same customer and device_info as last accepted; nothing to send."),
-    "duplicate_token": (Outcome.SKIPPED, "Another row with the same device token won (later activity, or later row)."),
+    "unchanged": (
+        Outcome.SKIPPED,
+        "Same customer and device_info as last accepted; nothing to send.",
+    ),
+    "duplicate_token": (
+        Outcome.SKIPPED,
+        "Another row with the same device token won (later activity, or later row).",
+    ),
     "opted_out": (Outcome.SKIPPED, "The source marks the device as unsubscribed or opted out."),
-    "stale": (Outcome.SKIPPED, "Last activity is older than --max-age days."),
-    "unsupported_platform": (Outcome.SKIPPED, "Platform Masivo cannot take (Amazon, Huawei, Windows, macOS, email, SMS, ...)."),
-    "dry_run": (Outcome.SKIPPED, "Would be sent, but this was a dry run."),
+    "stale": (
+        Outcome.SKIPPED,
+        "Last activity is older than --max-age days (checked for Android, where FCM expires tokens).",
+    ),
+    "unsupported_platform": (
+        Outcome.SKIPPED,
+        "Platform Masivo cannot take (Amazon, Huawei, Windows, macOS, email, SMS, ...).",
+    ),
+    "dry_run": (
+        Outcome.SKIPPED,
+        "Valid and would be sent, but this run sends nothing (plan, validate or reconcile).",
+    ),
     "not_in_shard": (Outcome.SKIPPED, "The token belongs to another shard of this run."),
     # invalid
     "missing_customer_id": (Outcome.INVALID, "customer_id is empty."),
-    "invalid_customer_id": (Outcome.INVALID, "customer_id contains control characters or is too long."),
+    "invalid_customer_id": (
+        Outcome.INVALID,
+        "customer_id contains control characters or is longer than 1024 characters.",
+    ),
     "missing_device_token": (Outcome.INVALID, "device_token is empty."),
     "missing_platform": (Outcome.INVALID, "platform is empty."),
-    "unknown_platform": (Outcome.INVALID, "platform value is not recognised; map it in a mapping file."),
-    "apns_token_not_fcm": (Outcome.INVALID, "An APNs device token (64 hex); convert it to an FCM token before migrating."),
+    "unknown_platform": (
+        Outcome.INVALID,
+        "platform value is not recognised; map it in a mapping file.",
+    ),
+    "apns_token_not_fcm": (
+        Outcome.INVALID,
+        "An APNs device token (64 hex); convert it to an FCM token before migrating.",
+    ),
     "expo_token": (Outcome.INVALID, "An Expo push token; Masivo needs an FCM registration token."),
-    "webpush_endpoint": (Outcome.INVALID, "A Web Push endpoint URL; Masivo needs an FCM web token."),
-    "email_or_phone_token": (Outcome.INVALID, "The token column holds an email address or phone number (swapped columns?)."),
+    "webpush_endpoint": (
+        Outcome.INVALID,
+        "A Web Push endpoint URL; Masivo needs an FCM web token.",
+    ),
+    "email_or_phone_token": (
+        Outcome.INVALID,
+        "The token column holds an email address or phone number (swapped columns?).",
+    ),
     "token_too_long": (Outcome.INVALID, "Token longer than 4096 characters."),
     "malformed_token": (Outcome.INVALID, "Token has characters an FCM token never has."),
     "invalid_os_version": (Outcome.INVALID, "osVersion could not be understood for this platform."),
@@ -59,12 +89,27 @@ REASONS: dict[str, tuple[Outcome, str]] = {
     "connection_error": (Outcome.FAILED, "The connection failed on every attempt."),
     "rate_limited": (Outcome.FAILED, "Still rate limited (429) when the retry budget ran out."),
     # aborted
-    "marketing_automation_disabled": (Outcome.ABORTED, "Masivo says marketing automation is not enabled for the account; the run stopped."),
-    "unauthorized": (Outcome.ABORTED, "Masivo refused the credentials (401 after renewal); the run stopped."),
+    "marketing_automation_disabled": (
+        Outcome.ABORTED,
+        "Masivo says marketing automation is not enabled for the account; the run stopped.",
+    ),
+    "unauthorized": (
+        Outcome.ABORTED,
+        "Masivo refused the credentials (401 after renewal); the run stopped.",
+    ),
     "auth_failed": (Outcome.ABORTED, "Could not obtain an access token; the run stopped."),
-    "systemic_failure": (Outcome.ABORTED, "Many consecutive calls failed the same way; the run stopped."),
-    "interrupted": (Outcome.ABORTED, "The run was interrupted (Ctrl-C / SIGTERM) before this row was done."),
-    "state_write_failed": (Outcome.ABORTED, "The state store could not be written (disk full?); the run stopped."),
+    "systemic_failure": (
+        Outcome.ABORTED,
+        "Many consecutive calls failed the same way; the run stopped.",
+    ),
+    "interrupted": (
+        Outcome.ABORTED,
+        "The run was interrupted (Ctrl-C / SIGTERM) before this row was done.",
+    ),
+    "state_write_failed": (
+        Outcome.ABORTED,
+        "The state store could not be written (disk full?); the run stopped.",
+    ),
 }
 
 
@@ -88,7 +133,11 @@ def reasons_markdown() -> str:
     ]
     for outcome in Outcome:
         lines += [f"## `{outcome.value}`", "", "| reason | meaning |", "|---|---|"]
-        lines += [f"| `{code}` | {meaning} |" for code in reasons_for(outcome) for meaning in [REASONS[code][1]]]
+        lines += [
+            f"| `{code}` | {meaning} |"
+            for code in reasons_for(outcome)
+            for meaning in [REASONS[code][1]]
+        ]
         lines.append("")
     return "\n".join(lines)
 

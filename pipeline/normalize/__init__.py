@@ -53,7 +53,7 @@ from pipeline.outcomes import REASONS
 
 __all__ = ["REASON_ORDER", "NormalizeOptions", "normalize", "normalize_lazy"]
 
-MAX_CUSTOMER_ID_LEN = 256
+MAX_CUSTOMER_ID_LEN = 1024  # ids are free text; this only stops absurd values
 
 # precedence when a row has several problems (first wins)
 REASON_ORDER = (
