@@ -157,6 +157,19 @@ def _source_options(func: Any) -> Any:
             "Android tokens after 270). 0 turns the check off.",
         ),
         click.option(
+            "--max-age-all-platforms",
+            is_flag=True,
+            help="Apply --max-age to iOS and web rows too (by default only Android, whose tokens "
+            "FCM expires).",
+        ),
+        click.option(
+            "--android-version",
+            type=click.Choice(["release", "api"]),
+            default=None,
+            help="What a bare Android version number in the inputs means: a release ('14') or an "
+            "API level ('34'). [default: what the profile says; generic: release]",
+        ),
+        click.option(
             "--include-opted-out",
             is_flag=True,
             help="Also register devices the source marks as unsubscribed / opted out.",
@@ -364,10 +377,12 @@ def _config_from_options(options: dict[str, Any], *, mode: str) -> SyncConfig:
         mapping_file=options["mapping_file"],
         encoding=options["encoding"],
         delimiter=options["delimiter"],
+        android_version=options["android_version"],
     )
     normalize = NormalizeOptions(
         max_age_days=options["max_age_days"] or None,
         include_opted_out=options["include_opted_out"],
+        max_age_platforms=None if options["max_age_all_platforms"] else ("android",),
     )
     base_url = options.get("base_url") or os.environ.get("MASIVO_BASE_URL") or DEFAULT_BASE_URL
     send = SendOptions()

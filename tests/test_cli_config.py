@@ -87,3 +87,21 @@ def test_json_errors_are_json(tmp_path: Path) -> None:
     assert result.exit_code == 2
     event = json.loads(result.output.strip().splitlines()[-1])
     assert event["event"] == "error" and "missing.csv" in event["message"]
+
+
+@pytest.mark.parametrize(("meaning", "sent"), [("release", "34"), ("api", "14")])
+def test_android_version_flag_decides_what_a_bare_number_means(
+    tmp_path: Path, meaning: str, sent: str
+) -> None:
+    source = tmp_path / "a.csv"
+    source.write_text(
+        "customer_id,device_token,platform,os_version\n"
+        "c1,c000000000000000000001:APA91bxxxxxxxxxxxxxxxxxxxxxxxxxxxx,android,14\n"
+    )
+    result = invoke(
+        ["validate", str(source), "--android-version", meaning, "--report-dir", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 0, result.output
+    import polars as pl
+
+    assert pl.read_parquet(tmp_path / "r" / "results.parquet")["os_version"][0] == sent
