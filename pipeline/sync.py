@@ -25,7 +25,7 @@ from pipeline.dedupe import dedupe
 from pipeline.diff import diff, reconcile, removed_tokens
 from pipeline.normalize import NormalizeOptions, normalize
 from pipeline.outcomes import REASONS, Outcome
-from pipeline.send import SendOptions, SendResult, run_send
+from pipeline.send import SendOptions, SendOutcome, SendResult, run_send
 from pipeline.shard import Shard, keep_shard
 from pipeline.sources import SourceOptions, load_sources
 from pipeline.state import StateStore, StateWriteError
@@ -80,7 +80,19 @@ class SyncResult:
         return self.summary.outcomes
 
 
-ProgressCallback = Callable[[int, int], None]
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What a progress display gets after each finished row of the send stage."""
+
+    done: int
+    total: int
+    succeeded: int = 0
+    failed: int = 0  # failed + rejected
+    retries: int = 0
+    rate_limit_waits: int = 0
+
+
+ProgressCallback = Callable[[Progress], None]
 
 
 def new_run_id(now: datetime) -> str:
@@ -324,19 +336,26 @@ def _exit_code(frame: pl.DataFrame, max_failure_rate: float | None) -> int:
 
 def _progress_counter(
     progress: ProgressCallback | None, total: int
-) -> Callable[[int], None] | None:
-    """The sender reports increments; the display wants (done, total)."""
+) -> Callable[[SendOutcome], None] | None:
+    """Turn the sender's live statistics into what a progress display shows."""
     if progress is None:
         return None
-    done = 0
 
-    def advance(n: int) -> None:
-        nonlocal done
-        done += n
-        progress(done, total)
+    def update(stats: SendOutcome) -> None:
+        counts = stats.by_outcome
+        progress(
+            Progress(
+                done=stats.sent,
+                total=total,
+                succeeded=counts.get("succeeded", 0),
+                failed=counts.get("failed", 0) + counts.get("rejected", 0),
+                retries=stats.retries,
+                rate_limit_waits=stats.rate_limit_waits,
+            )
+        )
 
-    progress(0, total)
-    return advance
+    progress(Progress(done=0, total=total))
+    return update
 
 
 def _send_stats(outcome: Any) -> dict[str, Any]:

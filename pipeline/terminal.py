@@ -20,16 +20,19 @@ from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.progress import (
+    Progress as ProgressBar,
+)
 from rich.table import Table
 
 from pipeline.outcomes import OUTCOMES, REASONS
 from pipeline.report import Summary
+from pipeline.sync import Progress
 
 EXIT_MEANINGS = {
     0: "run completed",
@@ -42,7 +45,7 @@ EXIT_MEANINGS = {
 
 _LOG_EVERY_S = 10.0
 
-ProgressFn = Callable[[int, int], None]
+ProgressFn = Callable[[Progress], None]
 
 
 def emit_json(event: str, stream: TextIO, **fields: Any) -> None:
@@ -77,23 +80,31 @@ class Console:
         elif self.json:
             yield _LineLogger(label, json_lines=True)
         elif self.err.is_terminal:
-            with Progress(
+            with ProgressBar(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TaskProgressColumn(),
                 TextColumn("{task.fields[rate]}"),
+                TextColumn("{task.fields[counts]}"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 console=self.err,
                 transient=True,
             ) as bar:
-                task = bar.add_task(label, total=None, rate="")
+                task = bar.add_task(label, total=None, rate="", counts="")
                 started = time.monotonic()
 
-                def update(done: int, total: int) -> None:
+                def update(p: Progress) -> None:
                     elapsed = max(time.monotonic() - started, 1e-9)
-                    bar.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f}/s")
+                    bar.update(
+                        task,
+                        completed=p.done,
+                        total=p.total,
+                        rate=f"{p.done / elapsed:,.0f}/s",
+                        counts=f"[green]ok {p.succeeded:,}[/] [red]failed {p.failed:,}[/] "
+                        f"[yellow]retries {p.retries:,} 429s {p.rate_limit_waits:,}[/]",
+                    )
 
                 yield update
         else:
@@ -145,7 +156,7 @@ class Console:
         self.out.print(f"report: {report_dir}  exit {summary.exit_code} ({meaning})", markup=False)
 
 
-def _ignore(done: int, total: int) -> None:
+def _ignore(progress: Progress) -> None:
     return None
 
 
@@ -158,7 +169,8 @@ class _LineLogger:
         self.started = time.monotonic()
         self.last = self.started
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, progress: Progress) -> None:
+        done, total = progress.done, progress.total
         now = time.monotonic()
         if now - self.last < _LOG_EVERY_S and done < total:
             return
@@ -177,7 +189,9 @@ class _LineLogger:
             )
             return
         print(
-            f"{self.label}: {done:,}/{total:,} rows, {rate:,.0f}/s, about {left:,.0f}s left",
+            f"{self.label}: {done:,}/{total:,} rows ({progress.succeeded:,} ok, "
+            f"{progress.failed:,} failed, {progress.retries:,} retries), {rate:,.0f}/s, "
+            f"about {left:,.0f}s left",
             file=sys.stderr,
             flush=True,
         )

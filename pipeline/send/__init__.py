@@ -84,7 +84,7 @@ async def send_with_client(
     send_options: SendOptions,
     on_result: Callable[[SendResult], None],
     *,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[SendOutcome], None] | None = None,
     handle_signals: bool = True,
     control: StopControl | None = None,
     transport: object | None = None,
@@ -120,7 +120,7 @@ def run_send(
     send_options: SendOptions,
     on_result: Callable[[SendResult], None],
     *,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[SendOutcome], None] | None = None,
     handle_signals: bool = True,
     transport: object | None = None,
 ) -> SendOutcome:

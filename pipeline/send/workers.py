@@ -52,7 +52,7 @@ class _Run:
         client: MasivoClient,
         options: SendOptions,
         on_result: Callable[[SendResult], None],
-        progress: Callable[[int], None] | None,
+        progress: Callable[[SendOutcome], None] | None,
     ) -> None:
         self.client = client
         self.options = options
@@ -122,7 +122,7 @@ class _Run:
         stats.sent += 1
         stats.by_outcome[outcome.value] = stats.by_outcome.get(outcome.value, 0) + 1
         if self.progress is not None:
-            self.progress(1)
+            self.progress(stats)
 
     # -- one row --------------------------------------------------------------------------------
 
@@ -249,7 +249,7 @@ async def send_plan(
     *,
     stop_requested: anyio.Event | None = None,
     force_stop: anyio.Event | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[SendOutcome], None] | None = None,
     signal_name: Callable[[], str] | None = None,
 ) -> SendOutcome:
     """Send every row of `plan`; call on_result once per finished row (see module doc)."""
