@@ -171,6 +171,8 @@ class _LineLogger:
 
     def __call__(self, progress: Progress) -> None:
         done, total = progress.done, progress.total
+        if total == 0:
+            return
         now = time.monotonic()
         if now - self.last < _LOG_EVERY_S and done < total:
             return

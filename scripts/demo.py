@@ -15,7 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "demo-output"
 SANDBOX_KEY = "demo-0000-4000-8000-sandbox"  # the sandbox's key, not a real Masivo key
-INPUTS = [ROOT / "sample_data" / "generic_devices.csv", ROOT / "sample_data" / "onesignal_export.csv.gz"]
+INPUTS = [
+    ROOT / "sample_data" / "generic_devices.csv",
+    ROOT / "sample_data" / "onesignal_export.csv.gz",
+]
 
 
 def masivo_sync(*args: str, env: dict[str, str] | None = None) -> int:
@@ -28,7 +31,23 @@ def main() -> int:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir()
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "sandbox", "--port", "0", "--api-key", SANDBOX_KEY],
+        # a little latency and 5% of 500s, so the demo shows retries doing their work
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "sandbox",
+            "--port",
+            "0",
+            "--api-key",
+            SANDBOX_KEY,
+            "--latency-ms",
+            "5",
+            "--error-500-rate",
+            "0.05",
+            "--seed",
+            "1",
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -51,7 +70,8 @@ def main() -> int:
         masivo_sync("sync", *common, "--report-dir", "demo-output/second-run", env=env)
         print(
             "\nThe second run sent nothing: the state remembers what Masivo accepted.\n"
-            f"Reports: {OUT.relative_to(ROOT)}/first-run/ (summary.json, results.csv, results.parquet)"
+            f"Reports: {OUT.relative_to(ROOT)}/first-run/ (summary.json, results.csv, results.parquet)\n"
+            f"HTML report: {OUT.relative_to(ROOT)}/first-run/report.html"
         )
         return 0 if code in (0, 1) else code
     finally:
