@@ -104,6 +104,12 @@ class Sandbox:
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())
 
+    def cpu_s(self) -> float:
+        """The sandbox process's user + system CPU so far (to see whether it is the bottleneck)."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def reset(self) -> None:
         self._call("POST", "reset")
 

@@ -79,6 +79,7 @@ def machine() -> dict[str, str]:
         "cpus": f"nproc {len(os.sched_getaffinity(0))} of {os.cpu_count()}, {_cpu_model()}",
         "memory": _memory(),
         "os": f"{platform.system()} {platform.release()}",
+        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "versions": ", ".join(versions),
     }
 
@@ -90,6 +91,7 @@ def machine_lines(info: dict[str, str]) -> str:
 def write(
     path: Path, table: str, info: dict[str, str], total_s: float, mode: str, repeat: int
 ) -> None:
+    info = info | {"load average at end": " ".join(f"{x:.2f}" for x in os.getloadavg())}
     kept = ""
     if path.exists():
         old = path.read_text(encoding="utf-8")

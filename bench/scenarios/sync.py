@@ -69,6 +69,7 @@ def first_sync(
     cpu_ms = median(r["child_cpu_s"] for r in ours) / sent * 1000
     run_cpu_ms = median(r["run_cpu_s"] for r in ours) / sent * 1000
     send_rate = median(r["send"].get("rows_per_s", 0.0) for r in ours)
+    server_us = median(r["server_cpu_s"] for r in ours) / sent * 1e6
     info = {
         "state_dir": ours[-1]["state_dir"],
         "seconds": t_ours,
@@ -86,7 +87,8 @@ def first_sync(
         )
     ours_note = (
         f"ours: {sent:,} rows sent, {sent / t_ours:,.0f} rows/s end to end, {send_rate:,.0f}/s "
-        f"in the send stage, {cpu_ms:.3f} ms CPU/row ({run_cpu_ms:.3f} in run_sync)"
+        f"in the send stage, {cpu_ms:.3f} ms CPU/row ({run_cpu_ms:.3f} in run_sync); "
+        f"sandbox {server_us:.0f} µs CPU/request"
     )
     rows = []
     for b in baselines:
@@ -131,11 +133,13 @@ def _measure(
             sb.reset()
             state = work / f"state-{latency_ms:g}ms-{i}"
             shutil.rmtree(state, ignore_errors=True)
+            server0 = sb.cpu_s()
             r = run_child("sync", core=CLIENT_CORE, csv=str(path), url=sb.url,
                           state_dir=str(state), concurrency=concurrency)  # fmt: skip
             if r["exit_code"] != 0 or r["sent"] == 0:
                 raise StepFailed(f"run_sync exit {r['exit_code']}, outcomes {r['outcomes']}")
             r["state_dir"] = str(state)
+            r["server_cpu_s"] = sb.cpu_s() - server0
             ours.append(r)
             for b in baselines:
                 done = base[b.kind]
@@ -189,7 +193,7 @@ def incremental(path: Path, n: int, first: dict, repeat: int, work: Path) -> Row
 
 def _changed_copy(path: Path) -> Path:
     out = path.with_name(path.stem + "_1pct_changed.csv")
-    if not out.exists():
+    if not out.exists() or out.stat().st_mtime < path.stat().st_mtime:
         frame = pl.read_csv(path, infer_schema=False)
         idx = pl.int_range(pl.len())
         frame.with_columns(
