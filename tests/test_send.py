@@ -317,6 +317,19 @@ async def test_ratelimit_limiter_steps_down_and_recovers() -> None:
     assert limiter._effective_rate(now[0]) == 0.5
 
 
+def test_random_429s_do_not_ratchet_the_rate_to_the_floor() -> None:
+    # A server that sheds 1 in 20 requests whatever the rate: each 429 halves, each other answer
+    # earns back 5%, so the rate settles instead of collapsing to MIN_RATE.
+    now = [0.0]
+    limiter = RateLimiter(100.0, monotonic=lambda: now[0], retry_after_cap_s=1)
+    for _ in range(50):
+        now[0] += 2
+        limiter.on_429(1)
+        for _ in range(19):
+            limiter.on_success()
+    assert limiter.current is not None and limiter.current >= 50.0
+
+
 def test_bodies_match_reference_encoding_examples() -> None:
     frame = pl.DataFrame(
         {

@@ -233,3 +233,51 @@ def test_python_m_pipeline_runs_a_sync_in_a_subprocess(sandbox: Any, tmp_path: P
     assert proc.returncode == 0, proc.stderr
     assert summary_of(tmp_path / "r")["outcomes"]["succeeded"] > 200
     assert sandbox.config.api_key not in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_every_valid_row_is_delivered_through_5xx_429_and_dropped_connections(
+    make_sandbox: Callable[..., Any], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(
+        error_500_rate=0.05,
+        error_503_rate=0.05,
+        rate_429_rate=0.05,
+        drop_rate=0.01,
+        retry_after_s=1,
+        seed=11,
+    )
+    n = 200  # each 429 pauses the whole run for Retry-After (1 s): keep the count modest
+    rows = [
+        {
+            "customer_id": f"c-{i}",
+            "device_token": fcm(i),
+            "platform": "ios",
+            "model": "iPhone15,2",
+            "os_version": "iOS 17.4.1",
+        }
+        for i in range(n)
+    ]
+    source = write_csv(tmp_path / "in.csv", rows)
+    result = run_cli(
+        [
+            "sync",
+            str(source),
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--report-dir",
+            str(tmp_path / "r"),
+            "--concurrency",
+            "16",
+        ],
+        sandbox,
+    )
+    assert result.exit_code == 0, result.output
+    summary = summary_of(tmp_path / "r")
+    assert summary["outcomes"]["succeeded"] == n
+    stats = sandbox.state.stats()
+    assert stats["faults"]  # the faults really happened
+    assert summary["send"]["retries"] > 0 and summary["send"]["rate_limit_waits"] > 0
+    registrations = sandbox.state.registrations()
+    assert len(registrations) == n
+    assert {r.device_info["osVersion"] for r in registrations} == {"17.4.1"}

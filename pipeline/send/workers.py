@@ -148,6 +148,8 @@ class _Run:
             if result.ratelimit_remaining is not None:
                 self.limiter.on_headers(result.ratelimit_remaining, result.ratelimit_reset)
             kind = result.kind
+            if kind != RATE_LIMITED:
+                self.limiter.on_success()
             if kind == OK:
                 self.detector.success()
                 self.emit(row, result, attempts)
