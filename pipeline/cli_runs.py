@@ -12,7 +12,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from pipeline.cli import CONFIGURABLE_COMMANDS
+from pipeline.cli_options import CONFIGURABLE_COMMANDS
 from pipeline.errors import MasivoSyncError
 from pipeline.report import Summary
 from pipeline.state import StateStore

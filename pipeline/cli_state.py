@@ -11,7 +11,8 @@ import click
 import polars as pl
 from rich.table import Table
 
-from pipeline.cli import EXIT_CODES_HELP, _run, _source_options, with_envvars
+from pipeline.cli import EXIT_CODES_HELP, _run
+from pipeline.cli_options import source_options, with_envvars
 from pipeline.diff import RECONCILE_STATUSES
 from pipeline.errors import MasivoSyncError
 from pipeline.state import StateStore
@@ -31,7 +32,7 @@ _STATUS_HELP = "\n".join(f"  {name:<20} {meaning}" for name, meaning in RECONCIL
 
 @with_envvars
 @click.command(epilog=EXIT_CODES_HELP)
-@_source_options
+@source_options
 def reconcile(**options: Any) -> None:
     """Compare INPUTS with what Masivo has accepted (the state); send nothing.
 
