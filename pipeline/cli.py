@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ Exit codes:
   2    usage, configuration or input error (nothing was sent)
   3    stopped by a systemic error (e.g. every call rejected the same way)
   130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
+  70   internal error (a bug: please report it with the --debug output)
 """
 
 
@@ -155,7 +157,8 @@ def _run(options: dict[str, Any], *, mode: str) -> None:
         sys.exit(130)
     except Exception as exc:
         if options["debug"]:
-            raise
+            # the traceback too goes through the redactor: secrets never reach a terminal
+            print(redact(traceback.format_exc()), file=sys.stderr)
         console.error(
             f"internal error: {type(exc).__name__}: {redact(str(exc))} "
             "(rerun with --debug for a traceback, and please report it)"

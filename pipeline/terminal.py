@@ -41,6 +41,7 @@ EXIT_MEANINGS = {
     3: "stopped by a systemic error",
     130: "interrupted (Ctrl-C)",
     143: "terminated (SIGTERM)",
+    70: "internal error",
 }
 
 _LOG_EVERY_S = 10.0
