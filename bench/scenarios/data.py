@@ -21,7 +21,7 @@ def generate(sizes: list[int]) -> tuple[list[Row], dict[int, Path]]:
             rows.append(Row.failed("generate CSV", rows_label(n), f"{type(exc).__name__}: {exc}"))
             continue
         paths[n] = path
-        size = f"{path.stat().st_size / 1e6:,.0f} MB CSV, seed {SEED}"
+        size = f"{path.stat().st_size / 1e6:,.1f} MB CSV, seed {SEED}"
         rows.append(
             Row(
                 "generate CSV (bench/gen.py)",
