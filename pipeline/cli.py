@@ -175,6 +175,7 @@ def _config_from_options(options: dict[str, Any], *, mode: str) -> SyncConfig:
         encoding=options["encoding"],
         delimiter=options["delimiter"],
         android_version=options["android_version"],
+        max_field_bytes=options["max_field_size"],
     )
     normalize = NormalizeOptions(
         max_age_days=options["max_age_days"] or None,

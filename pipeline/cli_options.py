@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from pipeline.sources import DEFAULT_MAX_FIELD_BYTES
 from pipeline.sync import DEFAULT_BASE_URL, DEFAULT_STATE_DIR
 
 CONFIGURABLE_COMMANDS = ("sync", "plan", "validate", "reconcile")
@@ -55,6 +56,14 @@ def source_options(func: Any) -> Any:
             "--delimiter",
             default=None,
             help="CSV delimiter; detected among , ; and tab when not given.",
+        ),
+        click.option(
+            "--max-field-size",
+            default=DEFAULT_MAX_FIELD_BYTES,
+            show_default=True,
+            type=click.IntRange(min=1),
+            help="Largest value, in bytes, a column the run reads may hold; a file with a larger "
+            "cell is refused naming the row (usually an unclosed quote swallowed lines).",
         ),
         click.option(
             "--max-age",

@@ -18,6 +18,7 @@ left for normalize to turn into an outcome.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,11 +40,17 @@ from pipeline.sources.profiles import (
     header_key,
 )
 
-__all__ = ["WORK_COLUMNS", "FileInfo", "SourceFrame", "SourceOptions", "load_sources"]
+__all__ = [
+    "DEFAULT_MAX_FIELD_BYTES", "WORK_COLUMNS", "FileInfo", "SourceFrame", "SourceOptions",
+    "load_sources",
+]  # fmt: skip
 
 WORK_COLUMNS = (
     "row_id", "source_file", "source_row", *CANONICAL, "opted_in", "platform_raw", "android_version_kind",
 )  # fmt: skip
+
+
+DEFAULT_MAX_FIELD_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,10 @@ class SourceOptions:
     encoding: str = "utf-8"  # CSV/NDJSON text encoding, e.g. cp1252 or latin-1
     delimiter: str | None = None  # None = detect , ; or tab from the header line
     android_version: Literal["release", "api"] | None = None  # None = what the profile says
+    # Largest value, in bytes, a column the run uses may hold. Tokens are at most 4 KiB and ids
+    # 1 KiB (longer ones are invalid rows); a cell over this limit means a broken file (usually an
+    # unclosed quote that swallowed the lines after it), so the file is refused naming the row.
+    max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,13 @@ class SourceFrame:
         return self.frame.height
 
 
+def _show_headers(headers: list[str], limit: int = 12, width: int = 40) -> str:
+    """The header for a one-line message: the first `limit` names, each cut to `width`."""
+    shown = [h if len(h) <= width else h[: width - 1] + "…" for h in headers[:limit]]
+    text = repr(shown)
+    return text[:-1] + f", … {len(headers) - limit} more]" if len(headers) > limit else text
+
+
 def _choose_profile(
     path: Path, headers: list[str], options: SourceOptions, mapping: Profile | None
 ) -> tuple[Profile, bool]:
@@ -91,7 +109,7 @@ def _choose_profile(
         if not _missing(PROFILES["generic"], headers):
             return PROFILES["generic"], True
         raise InputError(
-            f"{path}: cannot tell which export this is from its columns {headers}",
+            f"{path}: cannot tell which export this is from its columns {_show_headers(headers)}",
             hint="pass --profile onesignal|airship|braze|pushwoosh|generic, or --mapping FILE.toml",
         )
     return prof, True
@@ -116,13 +134,28 @@ def _missing(profile: Profile, headers: list[str]) -> list[str]:
     return [c for c in (*REQUIRED, "platform") if c not in found and c not in profile.constants]
 
 
-def _canonical_exprs(profile: Profile, headers: list[str], kind: str) -> list[pl.Expr]:
+def _as_string(name: str, dtype: pl.DataType) -> pl.Expr:
+    """Column `name` as String. Nested values (NDJSON objects/arrays, Parquet lists/structs) become
+    their JSON text, so a row holding one is judged by normalize like any other odd value."""
+    col = pl.col(name)
+    if dtype == pl.String:
+        return col
+    if dtype.is_nested():
+        as_json = pl.struct(col.alias("v")).struct.json_encode()
+        return pl.when(col.is_not_null()).then(
+            as_json.str.strip_prefix('{"v":').str.strip_suffix("}")
+        )
+    return col.cast(pl.String)
+
+
+def _canonical_exprs(profile: Profile, schema: pl.Schema, kind: str) -> list[pl.Expr]:
+    headers = list(schema.names())
     found = _resolve(profile, headers)
     by_key = {header_key(h): h for h in headers}
     exprs: list[pl.Expr] = []
     for canon in CANONICAL:
         if canon in found:
-            e = pl.col(found[canon]).cast(pl.String)
+            e = _as_string(found[canon], schema[found[canon]])
         elif canon in profile.constants:
             e = pl.lit(profile.constants[canon], dtype=pl.String)
         else:
@@ -146,7 +179,7 @@ def _canonical_exprs(profile: Profile, headers: list[str], kind: str) -> list[pl
         col = next((by_key[header_key(c)] for c in rule.columns if header_key(c) in by_key), None)
         if col is None:
             continue
-        v = pl.col(col).cast(pl.String).str.strip_chars().str.to_lowercase()
+        v = _as_string(col, schema[col]).str.strip_chars().str.to_lowercase()
         matched.append(v.is_in(list(rule.values)).fill_null(False))
         known.append(v.is_not_null() & (v != ""))
     if matched:
@@ -196,86 +229,231 @@ def _braze_flatten(lf: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
     return out.drop("push_tokens", "devices", strict=False)
 
 
-def _scan_one(
-    path: Path, options: SourceOptions, workdir: Path
-) -> tuple[pl.LazyFrame, str, str | None, Path]:
+@dataclass
+class _Source:
+    """How one input file is read: its format, the file polars reads (the file itself, or a
+    UTF-8 / rewritten copy in the run's work directory) and the CSV delimiter."""
+
+    path: Path
+    fmt: str
+    source: Path
+    delimiter: str | None = None
+    rewritten: bool = False
+    utf8: bool = True  # False: `source` is a UTF-8 copy of a file in another encoding
+
+
+def _open_source(path: Path, options: SourceOptions, workdir: Path) -> _Source:
+    """Check what can be checked before polars reads the file, and pick the file it reads."""
     fmt = readers.file_format(path)
-    if path.stat().st_size == 0:
+    try:
+        with open(path, "rb"):
+            pass
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(
+            f"{path}: cannot be read ({exc.strerror or exc})",
+            hint="check that the file exists and is readable by this user",
+        ) from None
+    if size == 0:
         raise InputError(f"{path}: the file is empty", hint="export the table again")
     codec = readers.codec_name(options.encoding)
     if fmt == "parquet":
-        try:
-            return readers.scan_parquet(path), fmt, None, path
-        except pl.exceptions.PolarsError as exc:
-            raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+        if readers.is_gzip(path):
+            raise InputError(
+                f"{path}: is gzip-compressed; Parquet files are read as they are",
+                hint="gunzip it first (Parquet compresses its own columns)",
+            )
+        return _Source(path, fmt, path)
+    head = readers.read_head_bytes(path)
     source = path
     if codec not in ("utf-8", "utf-8-sig"):
         source = readers.utf8_copy(path, codec, workdir)
-    if fmt == "ndjson":
-        return readers.scan_ndjson(source), fmt, None, source
-    head = readers.read_head(source, "utf-8")
-    if not head.strip():
+        head = readers.read_head_bytes(source)
+    elif not readers.head_is_utf8(head):
+        raise readers.utf8_error(path) or InputError(f"{path}: is not valid UTF-8")
+    text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    if not text.strip():
         raise InputError(f"{path}: the file is empty", hint="export the table again")
-    delimiter = options.delimiter or readers.sniff_delimiter(head.splitlines()[0])
-    return readers.scan_csv(source, delimiter), fmt, delimiter, source
+    utf8 = source == path
+    if fmt == "ndjson":
+        return _Source(path, fmt, source, utf8=utf8)
+    delimiter = options.delimiter or readers.sniff_delimiter(
+        readers.first_line(text.lstrip("\r\n"))
+    )
+    if readers.needs_rewrite(text):
+        rewritten = readers.rewrite_csv(source, delimiter, workdir, options.max_field_bytes, path)
+        return _Source(path, fmt, rewritten, delimiter, rewritten=True, utf8=utf8)
+    return _Source(path, fmt, source, delimiter, utf8=utf8)
 
 
-def _read_error(
-    path: Path, exc: Exception, source: Path | None = None, delimiter: str | None = None
-) -> InputError:
-    text = str(exc)
-    if "utf-8" in text.lower() or "utf8" in text.lower():
-        where = readers.locate_bad_utf8(path)
-        if where:
-            line, byte = where
-            return InputError(
-                f"{path}: line {line} (data row {line - 1}) is not valid UTF-8 (byte 0x{byte:02X})",
-                hint="if the file comes from Excel/Windows, rerun with --encoding cp1252 (or latin-1)",
+def _scan(src: _Source) -> pl.LazyFrame:
+    if src.fmt == "parquet":
+        return readers.scan_parquet(src.source)
+    if src.fmt == "ndjson":
+        return readers.scan_ndjson(src.source)
+    assert src.delimiter is not None
+    return readers.scan_csv(src.source, src.delimiter)
+
+
+def _first_line(exc: Exception, limit: int = 200) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+def _read_error(src: _Source, exc: Exception, options: SourceOptions) -> InputError:
+    """The InputError for a file polars could not read: where the problem is, and the fix."""
+    path = src.path
+    if src.fmt == "parquet":
+        what = "not a readable Parquet file"
+        if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
+            what = "a text column of this Parquet file holds bytes that are not UTF-8"
+        return InputError(
+            f"{path}: {what} ({_first_line(exc)})",
+            hint="the file may be truncated or damaged: copy or export it again",
+        )
+    error = _located_error(src, exc, options)
+    if error is not None:
+        return error
+    if src.fmt == "ndjson":
+        return InputError(
+            f"{path}: cannot be read as NDJSON: {_first_line(exc)}",
+            hint="each line must be one JSON object {...}",
+        )
+    return InputError(
+        f"{path}: cannot be read as a table: {_first_line(exc)}",
+        hint=f"check quoting and the delimiter (detected {src.delimiter!r}; set --delimiter)",
+    )
+
+
+def _located_error(src: _Source, exc: Exception, options: SourceOptions) -> InputError | None:
+    """For a CSV or NDJSON file polars failed on, the error naming the line at fault (damaged
+    gzip, bad UTF-8, a ragged or badly quoted record, a line that is not a JSON object), or None
+    when Python's own readers find nothing wrong."""
+    path = src.path
+    readers.check_gzip(path)
+    text = str(exc).lower()
+    if ("utf-8" in text or "utf8" in text) and src.utf8:
+        error = readers.utf8_error(path)
+        if error is not None:
+            return error
+    if src.fmt == "ndjson":
+        where = readers.locate_bad_json(src.source)
+        if where is None:
+            return None
+        return InputError(
+            f"{path}: {where}",
+            hint="each line of an NDJSON file must be one JSON object {...}; convert a JSON "
+            "array file with `jq -c '.[]'`",
+        )
+    assert src.delimiter is not None
+    where = readers.locate_bad_record(src.source, src.delimiter, options.max_field_bytes)
+    if where is None:
+        return None
+    return InputError(
+        f"{path}: {where}",
+        hint=f"check quoting and the delimiter (detected {src.delimiter!r}; set --delimiter)",
+    )
+
+
+_LAST_COLUMN = "__last_column_parsed"
+_DUPLICATED = re.compile(r"^(.*)_duplicated_\d+$")
+
+
+def _check_duplicates(path: Path, profile: Profile, headers: list[str]) -> None:
+    """Refuse a header that names a column the profile reads twice: which one holds the truth?"""
+    names = set(headers)
+    keys: dict[str, list[str]] = {}
+    for h in headers:
+        m = _DUPLICATED.match(h)  # how polars renames the second `platform` of a CSV header
+        base = m.group(1) if m and m.group(1) in names else h
+        keys.setdefault(header_key(base), []).append(base)
+    used = [c for cands in profile.columns.values() for c in cands]
+    used += [c for rule in profile.opt_out for c in rule.columns]
+    for cand in used:
+        same = keys.get(header_key(cand), [])
+        if len(same) > 1:
+            raise InputError(
+                f"{path}: the header has {len(same)} columns that mean {cand!r}: {same}",
+                hint="keep one of them, or rename the others",
             )
-    first = text.splitlines()[0] if text else repr(exc)
-    if delimiter is not None and source is not None:
-        where = readers.locate_bad_record(source, delimiter)
-        if where:
-            return InputError(
-                f"{path}: {where} ({first})",
-                hint=f"check quoting and the delimiter (detected {delimiter!r}; set --delimiter)",
+
+
+def _check_field_sizes(path: Path, df: pl.DataFrame, limit: int) -> None:
+    """Refuse a file with a value over `limit` bytes in a column the run uses, naming the row."""
+    cols = [c for c in (*CANONICAL, "platform_raw") if c in df.columns]
+    sizes = df.select(pl.col(c).str.len_bytes().max().alias(c) for c in cols).row(0)
+    for col, size in zip(cols, sizes, strict=True):
+        if size is not None and size > limit:
+            row = df.filter(pl.col(col).str.len_bytes() > limit)["source_row"][0]
+            raise InputError(
+                f"{path}: data row {row}: the {col} value is {size} bytes, more than the "
+                f"{limit}-byte field limit",
+                hint=readers.field_limit_hint(limit),
             )
-    return InputError(f"{path}: cannot be read as a table: {first}")
+
+
+def _read_table(
+    src: _Source, options: SourceOptions, mapping: Profile | None
+) -> tuple[pl.DataFrame, FileInfo]:
+    path = src.path
+    lf = _scan(src)
+    schema = lf.collect_schema()
+    headers = list(schema.names())
+    profile, detected = _choose_profile(path, headers, options, mapping)
+    _check_duplicates(path, profile, headers)
+    lf = lf.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
+    if profile.layout == "braze_users":
+        lf = _braze_flatten(lf, schema)
+        schema = lf.collect_schema()
+        schema.pop("source_row")
+        headers = list(schema.names())
+    missing = _missing(profile, headers)
+    if missing:
+        wants = {c: list(profile.columns.get(c, ())) for c in missing}
+        raise InputError(
+            f"{path}: the {profile.name} profile needs columns {wants} "
+            f"but the file has {_show_headers(headers)}",
+            hint="rename the columns, pick another --profile, or map them with --mapping FILE.toml",
+        )
+    kind = options.android_version or profile.android_version
+    # polars checks a CSV record for extra fields only while it parses the last column, so that
+    # column is always read: otherwise an unquoted comma would shift values silently
+    check = [pl.col(headers[-1]).is_null().alias(_LAST_COLUMN)] if src.fmt == "csv" else []
+    lf = lf.select(
+        pl.lit(str(path), dtype=pl.String).alias("source_file"),
+        "source_row",
+        *_canonical_exprs(profile, schema, kind),
+        *check,
+    )
+    df = lf.collect().drop(_LAST_COLUMN, strict=False)
+    _check_field_sizes(path, df, options.max_field_bytes)
+    info = FileInfo(str(path), profile.name, df.height, src.fmt, src.delimiter, detected)
+    return df, info
 
 
 def _load_file(
     path: Path, options: SourceOptions, mapping: Profile | None, workdir: Path
 ) -> tuple[pl.DataFrame, FileInfo]:
-    lf, fmt, delimiter, source = _scan_one(path, options, workdir)
+    src = _open_source(path, options, workdir)
+    # polars raises OSError for a gzip stream that ends early, PolarsError for everything else
     try:
-        schema = lf.collect_schema()
-    except pl.exceptions.PolarsError as exc:
-        raise _read_error(path, exc, source, delimiter) from None
-    headers = list(schema.names())
-    profile, detected = _choose_profile(path, headers, options, mapping)
-    lf = lf.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
-    if profile.layout == "braze_users":
-        lf = _braze_flatten(lf, schema)
-        headers = [h for h in lf.collect_schema().names() if h != "source_row"]
-    missing = _missing(profile, headers)
-    if missing:
-        wants = {c: list(profile.columns.get(c, ())) for c in missing}
-        raise InputError(
-            f"{path}: the {profile.name} profile needs columns {wants} but the file has {headers}",
-            hint="rename the columns, pick another --profile, or map them with --mapping FILE.toml",
-        )
-    kind = options.android_version or profile.android_version
-    lf = lf.select(
-        pl.lit(str(path), dtype=pl.String).alias("source_file"),
-        "source_row",
-        *_canonical_exprs(profile, headers, kind),
-    )
+        return _read_table(src, options, mapping)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        if src.fmt != "csv" or src.rewritten:
+            raise _read_error(src, exc, options) from None
+        error = _located_error(src, exc, options)
+        if error is not None:
+            raise error from None
+    # Python's csv module reads the file (no ragged row, no bad quote) but polars does not, e.g.
+    # a quote inside an unquoted field (`Galaxy 10"`): read a re-quoted copy instead.
+    assert src.delimiter is not None
+    copy = readers.rewrite_csv(src.source, src.delimiter, workdir, options.max_field_bytes, path)
+    src = _Source(path, src.fmt, copy, src.delimiter, rewritten=True, utf8=src.utf8)
     try:
-        df = lf.collect()
-    except pl.exceptions.PolarsError as exc:
-        raise _read_error(path, exc, source, delimiter) from None
-    info = FileInfo(str(path), profile.name, df.height, fmt, delimiter, detected)
-    return df, info
+        return _read_table(src, options, mapping)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise _read_error(src, exc, options) from None
 
 
 def load_sources(

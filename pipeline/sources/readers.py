@@ -8,12 +8,16 @@ strings (`infer_schema=False`), so a customer id 00123 keeps its zeros.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import glob
 import gzip
 import io
+import json
+import re
 import shutil
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Literal
 
@@ -30,6 +34,9 @@ _FORMATS: dict[str, Format] = {
 }  # fmt: skip
 DELIMITERS = (",", ";", "\t")
 SNIFF_BYTES = 64 * 1024
+# Errors a damaged gzip stream raises while it is read (truncated, bad CRC, not deflate).
+GZIP_ERRORS = (OSError, EOFError, zlib.error)
+GZIP_HINT = "the gzip file is truncated or corrupt: copy or export it again"
 
 
 def file_format(path: Path) -> Format:
@@ -65,6 +72,11 @@ def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
             out.extend(found)
         elif p.is_file():
             out.append(p)
+        elif p.exists():
+            raise InputError(
+                f"{raw}: not a regular file (a FIFO, socket or device)",
+                hint="copy the export to a regular file and pass that",
+            )
         elif any(ch in str(raw) for ch in "*?["):
             found = sorted(Path(m) for m in glob.glob(str(raw), recursive=True))
             found = [f for f in found if f.is_file() and _supported(f)]
@@ -97,14 +109,73 @@ def codec_name(encoding: str) -> str:
         ) from None
 
 
-def read_head(path: Path, encoding: str) -> str:
-    """The first bytes of the (decompressed) file as text; undecodable bytes replaced."""
+def read_head_bytes(path: Path) -> bytes:
+    """The first SNIFF_BYTES of the (decompressed) file."""
     try:
         with _open_bytes(path) as f:
-            head = f.read(SNIFF_BYTES)
-    except (OSError, EOFError) as exc:
-        raise InputError(f"{path}: cannot be read ({exc})") from None
+            return f.read(SNIFF_BYTES)
+    except GZIP_ERRORS as exc:
+        if is_gzip(path):
+            raise InputError(f"{path}: cannot be decompressed ({exc})", hint=GZIP_HINT) from None
+        raise InputError(
+            f"{path}: cannot be read ({exc})", hint="check that the file is readable by this user"
+        ) from None
+
+
+def read_head(path: Path, encoding: str) -> str:
+    """The first bytes of the (decompressed) file as text; undecodable bytes replaced."""
+    head = read_head_bytes(path)
     return head.decode(codec_name(encoding), errors="replace").removeprefix("\ufeff")
+
+
+def head_is_utf8(head: bytes) -> bool:
+    """False when `head` holds an invalid UTF-8 sequence (one cut off at its end is fine)."""
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.reason == "unexpected end of data" and exc.end == len(head)
+    return True
+
+
+def first_line(text: str) -> str:
+    """The first line of `text`, ending at CR or LF only (not at form feeds and the like)."""
+    return re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
+
+
+def needs_rewrite(head: str) -> bool:
+    """Line endings polars does not read the way every spreadsheet does: a bare CR (classic Mac
+    export, or CR mixed with LF) or blank lines before the header."""
+    return head[:1] in ("\r", "\n") or "\r" in head.replace("\r\n", "")
+
+
+def check_gzip(path: Path) -> None:
+    """Raise InputError when `path` is gzip data that cannot be decompressed to the end."""
+    if not is_gzip(path):
+        return
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+    except GZIP_ERRORS as exc:
+        raise InputError(f"{path}: cannot be decompressed ({exc})", hint=GZIP_HINT) from None
+
+
+@contextlib.contextmanager
+def _csv_field_limit(limit: int) -> Iterator[None]:
+    """Python's csv module refuses fields over 128 KiB by default; use the run's limit."""
+    old = csv.field_size_limit()
+    csv.field_size_limit(max(limit, 1))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
+def field_limit_hint(limit: int) -> str:
+    return (
+        f"no device field is that large: usually an unclosed quote swallowed the lines after it; "
+        f"if the file is right, raise --max-field-size (now {limit} bytes)"
+    )
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -118,6 +189,19 @@ def sniff_delimiter(header_line: str) -> str:
             counts[ch] += 1
     best = max(DELIMITERS, key=lambda d: counts[d])
     return best if counts[best] else ","
+
+
+def utf8_error(path: Path) -> InputError | None:
+    """The error naming the first line of `path` that is not UTF-8, or None when all are."""
+    where = locate_bad_utf8(path)
+    if where is None:
+        return None
+    line, byte = where
+    what = "the header" if line == 1 else f"data row {line - 1}"
+    return InputError(
+        f"{path}: line {line} ({what}) is not valid UTF-8 (byte 0x{byte:02X})",
+        hint="if the file comes from Excel/Windows, rerun with --encoding cp1252 (or latin-1)",
+    )
 
 
 def locate_bad_utf8(path: Path) -> tuple[int, int] | None:
@@ -145,21 +229,96 @@ def locate_bad_utf8(path: Path) -> tuple[int, int] | None:
                 return None
 
 
-def locate_bad_record(path: Path, delimiter: str) -> str | None:
-    """Where a CSV stops parsing: the first record with more fields than the header, or an
-    unterminated quote. Only run after polars failed, so its cost does not matter."""
+def _records(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
+    """(data row, record) after the header; blank lines before the header are skipped and
+    data rows are numbered the way polars numbers them (blank lines after the header count)."""
+    header: list[str] = []
+    for rec in reader:
+        if rec:
+            header = rec
+            break
+    yield 0, header
+    yield from enumerate(reader, start=1)
+
+
+def locate_bad_record(path: Path, delimiter: str, max_field: int) -> str | None:
+    """Where a CSV stops parsing: the first record with more fields than the header, an
+    unterminated quote or a field over the size limit. Only run after polars failed, so its cost
+    does not matter."""
     with (
         _open_bytes(path) as raw,
         io.TextIOWrapper(raw, "utf-8", errors="replace", newline="") as f,
+        _csv_field_limit(max_field),
     ):
         reader = csv.reader(f, delimiter=delimiter, strict=True)
+        records = _records(reader)
+        start = 1  # the line the record being read starts on
         try:
-            header = next(reader, [])
-            for i, rec in enumerate(reader, start=1):
+            _, header = next(records)
+            start = reader.line_num + 1
+            for i, rec in records:
                 if len(rec) > len(header):
                     return f"data row {i} has {len(rec)} fields, the header has {len(header)}"
+                start = reader.line_num + 1
         except csv.Error as exc:
+            if "unexpected end of data" in str(exc) or "field larger than" in str(exc):
+                # an open quote ran to the end of the file (or past the size limit)
+                return f"line {start}: a quoted field is never closed ({exc})"
             return f"near line {reader.line_num}: {exc}"
+    return None
+
+
+def rewrite_csv(
+    path: Path, delimiter: str, workdir: Path, max_field: int, name: Path | None = None
+) -> Path:
+    """A copy polars reads the way Python's csv module (and a spreadsheet) reads the original:
+    LF line endings, blank lines before the header dropped, every field re-quoted. For the few
+    files polars misreads (bare CR line endings, a quote inside an unquoted field). Raises
+    InputError naming the line when the file is not valid CSV even for Python's reader; `name`
+    is the path the user gave, when `path` is a transcoded copy of it."""
+    name = name or path
+    target = workdir / (path.name.removesuffix(".gz") + ".rewritten.csv")
+    with (
+        _open_bytes(path) as raw,
+        io.TextIOWrapper(raw, "utf-8-sig", errors="strict", newline="") as src,
+        open(target, "w", encoding="utf-8", newline="") as dst,
+        _csv_field_limit(max_field),
+    ):
+        reader = csv.reader(src, delimiter=delimiter, strict=True)
+        writer = csv.writer(dst, delimiter=delimiter, lineterminator="\n")
+        try:
+            writer.writerows(rec for _, rec in _records(reader))
+        except UnicodeDecodeError:
+            raise utf8_error(path) or InputError(f"{name}: is not valid UTF-8") from None
+        except csv.Error as exc:
+            if "field larger than field limit" in str(exc):
+                raise InputError(
+                    f"{name}: near line {reader.line_num}: a field is larger than "
+                    f"{max_field} bytes",
+                    hint=field_limit_hint(max_field),
+                ) from None
+            raise InputError(
+                f"{name}: near line {reader.line_num}: {exc}",
+                hint=f"check quoting and the delimiter (detected {delimiter!r}; set --delimiter)",
+            ) from None
+    return target
+
+
+def locate_bad_json(path: Path) -> str | None:
+    """The first NDJSON line that is not one JSON object, described; None when all are."""
+    with _open_bytes(path) as raw, io.TextIOWrapper(raw, "utf-8", errors="replace") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except RecursionError:
+                return f"line {n} is nested too deeply"
+            except ValueError as exc:
+                return f"line {n} is not valid JSON ({exc.args[0] if exc.args else exc})"
+            if not isinstance(value, dict):
+                kind = {list: "an array", str: "a string", type(None): "null", bool: "a boolean"}
+                return f"line {n} is {kind.get(type(value), 'a number')}, not a JSON object"
     return None
 
 
@@ -173,6 +332,8 @@ def utf8_copy(path: Path, encoding: str, workdir: Path) -> Path:
             open(target, "w", encoding="utf-8", newline="") as dst,
         ):
             shutil.copyfileobj(src, dst, 1 << 20)
+    except GZIP_ERRORS as exc:
+        raise InputError(f"{path}: cannot be decompressed ({exc})", hint=GZIP_HINT) from None
     except UnicodeDecodeError as exc:
         raise InputError(
             f"{path}: cannot be decoded as {encoding} ({exc.reason})",
@@ -182,6 +343,8 @@ def utf8_copy(path: Path, encoding: str, workdir: Path) -> Path:
 
 
 def scan_csv(path: Path, delimiter: str) -> pl.LazyFrame:
+    """Every column a String. Each record is a row, a blank line too (a row with nothing in it,
+    which normalize makes invalid), as Python's csv module counts them."""
     return pl.scan_csv(
         path,
         separator=delimiter,
@@ -199,6 +362,10 @@ def scan_parquet(path: Path) -> pl.LazyFrame:
 def scan_ndjson(path: Path) -> pl.LazyFrame:
     if is_gzip(path):
         # scan_ndjson wants a plain file; NDJSON exports are small enough to read eagerly
-        with gzip.open(path, "rb") as f:
-            return pl.read_ndjson(f.read(), infer_schema_length=10_000).lazy()
+        try:
+            with gzip.open(path, "rb") as f:
+                data = f.read()
+        except GZIP_ERRORS as exc:
+            raise InputError(f"{path}: cannot be decompressed ({exc})", hint=GZIP_HINT) from None
+        return pl.read_ndjson(data, infer_schema_length=10_000).lazy()
     return pl.scan_ndjson(path, infer_schema_length=10_000)
