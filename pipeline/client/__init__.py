@@ -29,6 +29,7 @@ from pipeline.client.classify import (
     STOP,
     CallResult,
     classify_exception,
+    classify_parts,
     classify_response,
 )
 from pipeline.client.transport import TRANSPORTS, AiohttpTransport, make_transport
@@ -128,6 +129,16 @@ class MasivoClient:
         self.unauthorized_renewals = 0
         self._headers: list[tuple[bytes, bytes]] = []
         self._headers_token: str | None = None
+        # The raw path (see transport.py): only our own aiohttp transport offers it, and only
+        # when requests go straight to the transport; anything else (httpx.MockTransport in
+        # tests, httpcore, dispatch="client") keeps the httpx.Request/Response path.
+        self._raw = None
+        self._raw_headers: object = None
+        self._url_template: tuple[str, str] | None = None
+        if isinstance(self._transport, AiohttpTransport) and options.dispatch == "transport":
+            self._raw = self._transport.send_raw
+            self._raw_timeout = self._transport.client_timeout(self._timeout)
+            self._url_template = self._check_url_template()
 
     def __repr__(self) -> str:
         return f"MasivoClient(base_url={str(self._base)!r}, transport={self.transport_name})"
@@ -177,6 +188,28 @@ class MasivoClient:
         if self._fast_url:
             return self._device_url_fast(customer_id)
         return self._device_url_slow(customer_id)
+
+    def _check_url_template(self) -> tuple[str, str] | None:
+        """(head, tail) with str(device_url(c)) == head + customer_path(c) + tail, if that holds.
+
+        The raw path needs the URL as a string only; formatting it directly skips building and
+        printing an httpx.URL per row. Checked against httpx's own result at start-up.
+        """
+        marker = "masivo0marker"
+        head, sep, tail = str(self._device_url_slow(marker)).partition(marker)
+        if not sep or marker in tail:
+            return None
+        for probe in ("a b/..%?#é", ".", "..", "ünï/cödé", "x" * 40):
+            if head + customer_path(probe) + tail != str(self._device_url_slow(probe)):
+                return None
+        return head, tail
+
+    def device_url_str(self, customer_id: str) -> str:
+        """str(device_url(customer_id)), cheaply when the template check passed."""
+        template = self._url_template
+        if template is not None:
+            return template[0] + customer_path(customer_id) + template[1]
+        return str(self.device_url(customer_id))
 
     # -- auth -----------------------------------------------------------------------------------
 
@@ -243,15 +276,12 @@ class MasivoClient:
         return result
 
     async def _attempt(self, customer_id: str, body: bytes, token: str) -> CallResult:
+        if self._raw is not None:
+            return await self._attempt_raw(customer_id, body, token)
         headers = self._headers
         if token is not self._headers_token:
             # Built once per token, not per request.
-            headers = self._headers = [
-                (b"authorization", b"Bearer " + token.encode("ascii")),
-                (b"content-type", b"application/json"),
-                (b"accept", b"application/json"),
-                (b"user-agent", self.options.user_agent.encode("ascii")),
-            ]
+            headers = self._headers = self._header_pairs(token)
             self._headers_token = token
         start = time.perf_counter()
         try:
@@ -274,6 +304,33 @@ class MasivoClient:
             return classify_exception(exc, (time.perf_counter() - start) * 1000.0)
         latency_ms = (time.perf_counter() - start) * 1000.0
         return classify_response(response, latency_ms, self.options.excerpt_chars)
+
+    def _header_pairs(self, token: str) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"authorization", b"Bearer " + token.encode("ascii")),
+            (b"content-type", b"application/json"),
+            (b"accept", b"application/json"),
+            (b"user-agent", self.options.user_agent.encode("ascii")),
+        ]
+
+    async def _attempt_raw(self, customer_id: str, body: bytes, token: str) -> CallResult:
+        """_attempt without httpx.Request/Response: same request, errors and classification."""
+        headers = self._raw_headers
+        if token is not self._headers_token:
+            # Built once per token (in the transport's own header type), not per request.
+            headers = self._raw_headers = self._transport.prepare_headers(  # type: ignore[attr-defined]
+                [(k.decode("ascii"), v.decode("ascii")) for k, v in self._header_pairs(token)]
+            )
+            self._headers_token = token
+        start = time.perf_counter()
+        try:
+            status, raw_headers, content = await self._raw(  # type: ignore[misc]
+                "PATCH", self.device_url_str(customer_id), headers, body, self._raw_timeout
+            )
+        except httpx.HTTPError as exc:
+            return classify_exception(exc, (time.perf_counter() - start) * 1000.0)
+        latency_ms = (time.perf_counter() - start) * 1000.0
+        return classify_parts(status, raw_headers, content, latency_ms, self.options.excerpt_chars)
 
 
 def _unauthorized(result: CallResult, message: str) -> CallResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import httpx
@@ -60,14 +61,16 @@ def _number(value: bytes | str | None) -> float | None:
 _WANTED = (b"retry-after", b"x-ratelimit-remaining", b"x-ratelimit-reset")
 
 
-def _scan_headers(headers: httpx.Headers) -> tuple[float | None, float | None, float | None]:
+def _scan_headers(
+    raw: Iterable[tuple[bytes, bytes]],
+) -> tuple[float | None, float | None, float | None]:
     """(retry_after, remaining, reset) in one pass over the raw headers.
 
     httpx.Headers lookups decode and scan every header per lookup; three lookups per response
     were a measurable share of the per-row CPU.
     """
     found: dict[bytes, bytes] = {}
-    for key, value in headers.raw:
+    for key, value in raw:
         lower = key.lower()
         if lower in _WANTED:
             found[lower] = value
@@ -83,12 +86,23 @@ def _scan_headers(headers: httpx.Headers) -> tuple[float | None, float | None, f
 def classify_response(
     response: httpx.Response, latency_ms: float, excerpt_chars: int = 200
 ) -> CallResult:
-    status = response.status_code
-    retry_after, rem, reset = _scan_headers(response.headers)
+    return classify_parts(
+        response.status_code, response.headers.raw, response.content, latency_ms, excerpt_chars
+    )
+
+
+def classify_parts(
+    status: int,
+    raw_headers: Iterable[tuple[bytes, bytes]],
+    body: bytes,
+    latency_ms: float,
+    excerpt_chars: int = 200,
+) -> CallResult:
+    """classify_response on the parts of a response (the transport's raw fast path)."""
+    retry_after, rem, reset = _scan_headers(raw_headers)
     remaining = int(rem) if rem is not None else None
     if 200 <= status < 300:
         return CallResult(OK, "registered", status, None, latency_ms, None, remaining, reset)
-    body = response.content
     error = f"HTTP {status}: {excerpt(body, excerpt_chars)}".rstrip(": ")
     if status == 429:
         return CallResult(

@@ -26,6 +26,7 @@ import httpx
 try:  # aiohttp is a declared dependency; the guard only keeps `import pipeline` cheap to debug
     import aiohttp
     import yarl
+    from multidict import CIMultiDict
 except ImportError:  # pragma: no cover
     aiohttp = None  # type: ignore[assignment]
     yarl = None  # type: ignore[assignment]
@@ -87,45 +88,75 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._timeouts[key] = found
         return found
 
+    def client_timeout(self, timeout: dict[str, Any]) -> aiohttp.ClientTimeout:
+        """The aiohttp timeout for an httpx-style timeout dict (connect/read/pool); cached."""
+        return self._client_timeout(timeout)
+
+    @staticmethod
+    def prepare_headers(pairs: list[tuple[str, str]]) -> Any:
+        """Request headers in aiohttp's own form, for `send_raw`; build once, reuse per request."""
+        return CIMultiDict(pairs)
+
+    async def _exchange(
+        self, method: str, url: Any, headers: Any, data: bytes | None, timeout: Any
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, str | None]:
+        """One request on the pool: (status, raw headers, decoded body, reason).
+
+        Equivalent to `async with session.request(...) as resp: await resp.read()`, minus one
+        context-manager layer: read() returns the connection to the pool once the body is in.
+        """
+        session = self._session or self._get_session()
+        resp = await session.request(
+            method, url, headers=headers, data=data, allow_redirects=False, timeout=timeout
+        )
+        try:
+            body = await resp.read()
+        finally:
+            resp.release()
+        return resp.status, resp.raw_headers, body, resp.reason
+
+    async def send_raw(
+        self, method: str, url: str, headers: Any, body: bytes | None, timeout: Any
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """The hot path: no httpx.Request/Response per call (see the module doc).
+
+        `url` is an already percent-encoded absolute URL (str(httpx.URL)); `headers` come from
+        `prepare_headers`, `timeout` from `client_timeout`. Returns (status, raw headers, body)
+        with the body already read and decoded. Errors are the httpx exceptions that
+        handle_async_request raises for the same failure.
+        """
+        try:
+            status, raw_headers, content, _ = await self._exchange(
+                method, yarl.URL(url, encoded=True), headers, body or None, timeout
+            )
+        except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
+            raise _httpx_error(exc, httpx.Request(method, url)) from exc
+        return status, raw_headers, content
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        session = self._get_session()
         timeout = self._client_timeout(request.extensions.get("timeout", {}))
         # encoded=True: the URL is already percent-encoded by httpx; yarl must not requote it
         # (a customer id's %2F must stay one path segment).
         url = yarl.URL(str(request.url), encoded=True)
-        content = request.content or None
         try:
-            async with session.request(
+            status, headers, body, reason = await self._exchange(
                 request.method,
                 url,
-                headers=request.headers.multi_items(),
-                data=content,
-                allow_redirects=False,
-                timeout=timeout,
-            ) as resp:
-                body = await resp.read()
-                status = resp.status
-                headers = resp.raw_headers
-                reason = resp.reason
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise httpx.ConnectTimeout(_describe(exc), request=request) from exc
-        except (aiohttp.SocketTimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise httpx.ReadTimeout(_describe(exc), request=request) from exc
-        except TimeoutError as exc:
-            raise httpx.ReadTimeout(_describe(exc), request=request) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise httpx.ConnectError(_describe(exc), request=request) from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-            raise httpx.RemoteProtocolError(_describe(exc), request=request) from exc
-        except aiohttp.ClientResponseError as exc:
-            raise httpx.RemoteProtocolError(_describe(exc), request=request) from exc
+                request.headers.multi_items(),
+                request.content or None,
+                timeout,
+            )
         except (aiohttp.ClientError, OSError) as exc:
-            raise httpx.ReadError(_describe(exc), request=request) from exc
+            raise _httpx_error(exc, request) from exc
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if reason:
             extensions["reason_phrase"] = reason.encode("ascii", "replace")
         return httpx.Response(
-            status, headers=headers, content=body, request=request, extensions=extensions
+            status,
+            headers=_decoded_headers(headers),
+            content=body,
+            request=request,
+            extensions=extensions,
         )
 
     async def aclose(self) -> None:
@@ -134,6 +165,44 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await session.close()
             # Lets the connector's transports finish closing before the loop goes away.
             await asyncio.sleep(0)
+
+
+def _httpx_error(exc: BaseException, request: httpx.Request) -> httpx.HTTPError:
+    """The httpx exception for an aiohttp/OS error (both paths map errors the same way)."""
+    text = _describe(exc)
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(text, request=request)
+    if isinstance(exc, (aiohttp.SocketTimeoutError, aiohttp.ServerTimeoutError, TimeoutError)):
+        return httpx.ReadTimeout(text, request=request)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(text, request=request)
+    if isinstance(
+        exc,
+        (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError),
+    ):
+        return httpx.RemoteProtocolError(text, request=request)
+    return httpx.ReadError(text, request=request)
+
+
+# What aiohttp decodes itself (auto_decompress); anything else stays encoded.
+_DECODED = frozenset({"gzip", "deflate", "br", "zstd"})
+
+
+def _decoded_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Response headers for an httpx.Response built around an already decoded body.
+
+    aiohttp decompressed the body; leaving Content-Encoding in place would make httpx decode it
+    a second time (a DecodingError, i.e. a gzip-ed 404 reported as a connection error).
+    """
+    for key, value in raw:
+        if (
+            key.lower() == b"content-encoding"
+            and value.strip().lower().decode("latin-1") in _DECODED
+        ):
+            return [
+                (k, v) for k, v in raw if k.lower() not in (b"content-encoding", b"content-length")
+            ]
+    return raw
 
 
 def _describe(exc: BaseException) -> str:
