@@ -137,6 +137,8 @@ class MasivoClient:
         self._url_template: tuple[str, str] | None = None
         if isinstance(self._transport, AiohttpTransport) and options.dispatch == "transport":
             self._raw = self._transport.send_raw
+            # register_device calls self._attempt: the raw variant, one coroutine level less.
+            self._attempt = self._attempt_raw  # type: ignore[method-assign]
             self._raw_timeout = self._transport.client_timeout(self._timeout)
             self._url_template = self._check_url_template()
 
@@ -276,8 +278,6 @@ class MasivoClient:
         return result
 
     async def _attempt(self, customer_id: str, body: bytes, token: str) -> CallResult:
-        if self._raw is not None:
-            return await self._attempt_raw(customer_id, body, token)
         headers = self._headers
         if token is not self._headers_token:
             # Built once per token, not per request.

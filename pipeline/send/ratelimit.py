@@ -94,6 +94,16 @@ class RateLimiter:
             self._raise(SUCCESS_STEP)
 
     async def acquire(self) -> None:
+        """Wait until a request may start (`reserve` + `wait`)."""
+        delay = self.reserve()
+        if delay > 0:
+            await self.wait(delay)
+
+    def reserve(self) -> float:
+        """Take the next request slot; the seconds to wait before using it (0.0: go now).
+
+        Synchronous so the sender's common case (no rate, no pause) costs no coroutine per row.
+        """
         now = self._now()
         self._count(now)
         if self.current is not self.configured:
@@ -112,16 +122,21 @@ class RateLimiter:
             slot = max(earliest, tat - tolerance)
             self._next_slot = tat + interval
             delay = slot - now
-        if delay > 0:
-            self.waits += 1
-            self.waited_s += delay
-            await anyio.sleep(delay)
-            # A 429 may have arrived while we slept: honour the newer pause as well.
-            now = self._now()
-            if now < self._pause_until:
-                extra = self._pause_until - now
-                self.waited_s += extra
-                await anyio.sleep(extra)
+        return delay
+
+    async def wait(self, delay: float) -> None:
+        """Sleep a delay from `reserve`, then any pause a 429 imposed meanwhile."""
+        if delay <= 0:
+            return
+        self.waits += 1
+        self.waited_s += delay
+        await anyio.sleep(delay)
+        # A 429 may have arrived while we slept: honour the newer pause as well.
+        now = self._now()
+        if now < self._pause_until:
+            extra = self._pause_until - now
+            self.waited_s += extra
+            await anyio.sleep(extra)
 
     def _count(self, now: float) -> None:
         self._window_count += 1

@@ -32,6 +32,15 @@ from pipeline.send.model import SendOptions, SendOutcome, SendResult
 from pipeline.send.ratelimit import RateLimiter
 from pipeline.send.retry import SystemicDetector, backoff_delay
 
+# How often the progress callback runs: a display needs ~10 updates a second, not one per row
+# (a rich bar update per row cost more CPU than the row's state record). The last update is
+# always delivered when the send stage ends.
+PROGRESS_EVERY_S = 0.1
+
+# outcome_of(reason).value, looked up once per reason instead of through the enum per row.
+_OUTCOME_VALUES: dict[str, str] = {}
+_FAILED = Outcome.FAILED.value
+
 _STOP_HINTS = {
     "marketing_automation_disabled": "enable marketing automation for the Masivo account, then rerun",
     "unauthorized": "check MASIVO_API_KEY / MASIVO_ACCESS_TOKEN, then rerun",
@@ -72,6 +81,8 @@ class _Run:
         self.producer_scope = anyio.CancelScope()
         self.produced = 0
         self.finished = 0
+        self._progress_due = 0.0  # monotonic time of the next progress call
+        self._progress_sent = -1  # `finished` at the last progress call
 
     # -- stopping -------------------------------------------------------------------------------
 
@@ -93,12 +104,15 @@ class _Run:
 
     def emit(self, row: Row, result: CallResult, attempts: int, *, failed: bool = False) -> None:
         reason = result.reason
-        outcome = outcome_of(reason)
         if failed:
-            outcome = Outcome.FAILED
+            outcome = _FAILED
+        else:
+            outcome = _OUTCOME_VALUES.get(reason)  # type: ignore[assignment]
+            if outcome is None:
+                outcome = _OUTCOME_VALUES[reason] = outcome_of(reason).value
         send_result = SendResult(
             row_id=row[0],
-            outcome=outcome.value,
+            outcome=outcome,
             reason=reason,
             http_status=result.http_status,
             attempts=attempts,
@@ -120,9 +134,18 @@ class _Run:
         self.finished += 1
         stats = self.outcome
         stats.sent += 1
-        stats.by_outcome[outcome.value] = stats.by_outcome.get(outcome.value, 0) + 1
+        stats.by_outcome[outcome] = stats.by_outcome.get(outcome, 0) + 1
         if self.progress is not None:
-            self.progress(stats)
+            now = time.monotonic()
+            if now >= self._progress_due:
+                self._progress_due = now + PROGRESS_EVERY_S
+                self.report_progress()
+
+    def report_progress(self) -> None:
+        """Call the progress callback (throttled by emit; once more at the end of the run)."""
+        if self.progress is not None and self._progress_sent != self.finished:
+            self._progress_sent = self.finished
+            self.progress(self.outcome)
 
     # -- one row --------------------------------------------------------------------------------
 
@@ -135,7 +158,9 @@ class _Run:
         while True:
             if self.stopping:
                 return
-            await self.limiter.acquire()
+            delay = self.limiter.reserve()
+            if delay > 0:
+                await self.limiter.wait(delay)
             if self.stopping:
                 return
             attempts += 1
@@ -263,6 +288,7 @@ async def send_plan(
         run.outcome.elapsed_s = time.perf_counter() - started
         run.outcome.token_renewals = client.token_renewals
         run.outcome.rate_limit_pauses = run.limiter.pauses
+    run.report_progress()  # the final counts, whatever the throttle skipped
     return run.outcome
 
 
