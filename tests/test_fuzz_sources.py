@@ -172,6 +172,20 @@ def test_refused_with_a_one_line_error_naming_file_and_fix(tmp_path: Path, case:
 # ---------------------------------------------------------------------------------------------
 
 
+def test_extra_fields_are_refused_even_when_the_last_column_is_unused(tmp_path: Path) -> None:
+    """polars checks for extra fields only while it parses the last column: an unquoted comma in
+    a model used to shift os_version and updated_at silently when the file ended in `notes`."""
+    header = "customer_id,device_token,platform,model,os_version,updated_at,notes\n"
+    f = write(tmp_path, "shift.csv", header + f"c1,{FCM},android,Galaxy, S10,13,2026-01-01,x\n")
+    expect_error(tmp_path, f, "data row 1 has 8 fields, the header has 7", "check quoting")
+
+
+def test_quote_left_open_to_an_escaped_quote_at_the_end(tmp_path: Path) -> None:
+    """polars alone reads this as one row, the two lines after the open quote inside its token."""
+    f = write(tmp_path, "open_end.csv", HEADER + f'c1,"{FCM}\nc2,{fcm(2)},android\nc3,x,""')
+    expect_error(tmp_path, f, "line 2: a quoted field is never closed", "check quoting")
+
+
 def test_nul_bytes_become_invalid_rows(tmp_path: Path) -> None:
     f = write(
         tmp_path, "nul.csv", HEADER + ROW + f"c\x002,{fcm(2)},android\nc3,{fcm(3)}\x00,android\n"

@@ -240,6 +240,7 @@ class _Source:
     delimiter: str | None = None
     rewritten: bool = False
     utf8: bool = True  # False: `source` is a UTF-8 copy of a file in another encoding
+    ends_with_quote: bool = False  # see readers.ends_with_quote
 
 
 def _open_source(path: Path, options: SourceOptions, workdir: Path) -> _Source:
@@ -283,7 +284,8 @@ def _open_source(path: Path, options: SourceOptions, workdir: Path) -> _Source:
     if readers.needs_rewrite(text):
         rewritten = readers.rewrite_csv(source, delimiter, workdir, options.max_field_bytes, path)
         return _Source(path, fmt, rewritten, delimiter, rewritten=True, utf8=utf8)
-    return _Source(path, fmt, source, delimiter, utf8=utf8)
+    quote_end = readers.ends_with_quote(source, head)
+    return _Source(path, fmt, source, delimiter, utf8=utf8, ends_with_quote=quote_end)
 
 
 def _scan(src: _Source) -> pl.LazyFrame:
@@ -438,7 +440,16 @@ def _load_file(
     src = _open_source(path, options, workdir)
     # polars raises OSError for a gzip stream that ends early, PolarsError for everything else
     try:
-        return _read_table(src, options, mapping)
+        table = _read_table(src, options, mapping)
+        if src.ends_with_quote:
+            assert src.delimiter is not None
+            where = readers.locate_bad_record(src.source, src.delimiter, options.max_field_bytes)
+            if where:
+                hint = (
+                    f"check quoting and the delimiter (detected {src.delimiter!r}; set --delimiter)"
+                )
+                raise InputError(f"{path}: {where}", hint=hint)
+        return table
     except (pl.exceptions.PolarsError, OSError) as exc:
         if src.fmt != "csv" or src.rewritten:
             raise _read_error(src, exc, options) from None

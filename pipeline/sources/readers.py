@@ -148,6 +148,23 @@ def needs_rewrite(head: str) -> bool:
     return head[:1] in ("\r", "\n") or "\r" in head.replace("\r\n", "")
 
 
+def ends_with_quote(path: Path, head: bytes) -> bool:
+    """True when the (decompressed) file's last byte is a quote, i.e. no newline ends it.
+
+    polars reads a quoted field left open at the end of the file without an error when the file
+    ends in an escaped quote (`c1,"tok` ... `5,6,""`), swallowing the lines after the opening
+    quote into one value; such a file is checked with Python's reader. A gzip file is only
+    checked when its head is the whole file (the end of a larger stream is not cheap to reach).
+    """
+    if len(head) < SNIFF_BYTES:
+        return head.endswith(b'"')
+    if is_gzip(path):
+        return False
+    with open(path, "rb") as f:
+        f.seek(-1, io.SEEK_END)
+        return f.read(1) == b'"'
+
+
 def check_gzip(path: Path) -> None:
     """Raise InputError when `path` is gzip data that cannot be decompressed to the end."""
     if not is_gzip(path):
@@ -272,7 +289,7 @@ def rewrite_csv(
     path: Path, delimiter: str, workdir: Path, max_field: int, name: Path | None = None
 ) -> Path:
     """A copy polars reads the way Python's csv module (and a spreadsheet) reads the original:
-    LF line endings, blank lines before the header dropped, every field re-quoted. For the few
+    CRLF line endings, blank lines before the header dropped, every field re-quoted. For the few
     files polars misreads (bare CR line endings, a quote inside an unquoted field). Raises
     InputError naming the line when the file is not valid CSV even for Python's reader; `name`
     is the path the user gave, when `path` is a transcoded copy of it."""
@@ -285,7 +302,9 @@ def rewrite_csv(
         _csv_field_limit(max_field),
     ):
         reader = csv.reader(src, delimiter=delimiter, strict=True)
-        writer = csv.writer(dst, delimiter=delimiter, lineterminator="\n")
+        # "\r\n" as the terminator also makes the writer quote a field holding a lone CR (with
+        # "\n" Python 3.11 leaves it bare, and it would end the record for the next reader)
+        writer = csv.writer(dst, delimiter=delimiter, lineterminator="\r\n")
         try:
             writer.writerows(rec for _, rec in _records(reader))
         except UnicodeDecodeError:
