@@ -3,11 +3,14 @@
 `MasivoClient.register_device` makes one HTTP attempt (plus, on a 401, one token renewal and one
 repeat) and returns a CallResult; retries, rate limiting and stops are the sender's job.
 
-Hot path: requests are httpx.Request objects handed straight to the client's transport
-(`dispatch="transport"`). httpx.AsyncClient.send adds auth flows, cookies, redirects and event
-hooks this API does not use, and measured ~0.19 ms CPU per request on top of a ~0.22 ms
-request (see transport.py and the send module's notes). The AsyncClient still owns the transport,
-its life cycle, and the rare auth exchange; `dispatch="client"` sends through it instead.
+Hot path: with our AiohttpTransport, `register_device` calls its `send_raw` (URL string, headers
+prepared once per token, body bytes in; status, raw headers, body out) and classifies the parts,
+building no httpx.Request/Response per row (see transport.py for why and the numbers). With any
+other transport (httpx.MockTransport in tests, httpcore) requests are httpx.Request objects
+handed straight to the transport (`dispatch="transport"`). httpx.AsyncClient.send adds auth
+flows, cookies, redirects and event hooks this API does not use, and measured ~0.19 ms CPU per
+request on top of a ~0.22 ms request. The AsyncClient still owns the transport, its life cycle,
+and the rare auth exchange; `dispatch="client"` sends through it instead.
 """
 
 from __future__ import annotations
