@@ -22,7 +22,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -30,6 +29,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.diff import diff, removed_tokens
+from pipeline.send import SendResult
 from pipeline.state import SNAPSHOT_SCHEMA, StateStore
 from pipeline.state.files import write_snapshot
 
@@ -167,26 +167,31 @@ def bench_diff(rows: int, repeat: int) -> None:
     print(f"  to send per baseline: {to_send:,}; diff says {counts}")
 
 
-@dataclass
-class Result:
-    row_id: int
-    outcome: str
-    reason: str | None
-    http_status: int | None
-    attempts: int
-    error: str | None
-    device_token: str
-    customer_id: str
-    platform: str
-    model: str | None
-    os_version: str | None
+def _result(
+    row_id: int,
+    outcome: str,
+    reason: str,
+    http_status: int | None,
+    attempts: int,
+    error: str | None,
+    device_token: str,
+    customer_id: str,
+    platform: str,
+    model: str | None,
+    os_version: str | None,
+) -> SendResult:
+    """A send result as the sender emits it (latency is irrelevant to the state)."""
+    return SendResult(
+        row_id, outcome, reason, http_status, attempts, error, 0.0,
+        device_token, customer_id, platform, model, os_version,
+    )  # fmt: skip
 
 
 def record_cost(results: int, batch: int, directory: Path) -> dict[str, float]:
     """Per-result cost of StateStore.record(): caller µs, process CPU µs (incl. the background
     writer and the final fsync), wall µs, journal bytes."""
     sample = [
-        Result(
+        _result(
             n,
             "succeeded" if n % 10 else "failed",
             "registered" if n % 10 else "timeout",
@@ -241,7 +246,7 @@ def bench_open(frame: pl.DataFrame, snap: pl.DataFrame, journal_rows: int, direc
     with StateStore.open(directory, run_id="run") as store:  # results of one run
         store.record(
             [
-                Result(
+                _result(
                     r[0], "succeeded", "registered", 200, 1, None, r[1], "moved", r[3], r[4], r[5]
                 )
                 for r in frame.select("row_id", "device_token", *PAYLOAD)
