@@ -16,13 +16,20 @@ __all__ = ["dedupe"]
 
 def dedupe(frame: pl.DataFrame) -> pl.DataFrame:
     eligible = pl.col("outcome").is_null() & pl.col("device_token").is_not_null()
-    # Most tokens are unique. A pass over 64-bit hashes finds the rows that may share a token
-    # (a hash collision only adds a candidate, never hides a duplicate); only those rows are then
-    # compared exactly, sorted and grouped. Hashing, sorting or joining a million 160-byte tokens
-    # as strings would cost more than reading the file.
-    token_hash = pl.when(eligible).then(pl.col("device_token")).hash()
-    candidates = frame.lazy().filter(eligible & token_hash.is_duplicated())
-    rows = candidates.select("row_id", "device_token", "activity_at", "source_file", "source_row")
+    # Most tokens are unique. 64-bit hashes of the eligible tokens are sorted (a radix sort of a
+    # million integers costs less than a hash table of them) and equal neighbours give the hashes
+    # that occur more than once; only the rows carrying one of those (a hash collision only adds a
+    # candidate, never hides a duplicate) are compared exactly, sorted and grouped. Hashing,
+    # sorting or joining a million 160-byte tokens as strings would cost more than reading the file.
+    hashed = frame.select(_h=pl.when(eligible).then(pl.col("device_token").hash()))["_h"]
+    ordered = hashed.drop_nulls().sort()
+    shared = ordered.filter(ordered == ordered.shift(1)).unique()
+    if shared.is_empty():
+        return frame
+    candidates = frame.lazy().with_row_index("_pos").filter(pl.lit(hashed).is_in(shared.implode()))
+    rows = candidates.select(
+        "_pos", "row_id", "device_token", "activity_at", "source_file", "source_row"
+    )
     winners = (
         # nulls first, so the last row of each token has the latest activity, then the highest row_id
         rows.sort(["activity_at", "row_id"], nulls_last=False)
@@ -37,16 +44,14 @@ def dedupe(frame: pl.DataFrame) -> pl.DataFrame:
     losers = (
         rows.join(winners, on="device_token", how="inner")
         .filter(pl.col("row_id") != pl.col("_win"))
-        .select("row_id", "_wname")
+        .select("_pos", "_wname")
         .collect()
     )
     if losers.is_empty():
         return frame
-    lose = pl.col("row_id").is_in(losers["row_id"].implode())
+    pos = losers["_pos"]
     return frame.with_columns(
-        outcome=pl.when(lose).then(pl.lit("skipped")).otherwise(pl.col("outcome")),
-        reason=pl.when(lose).then(pl.lit("duplicate_token")).otherwise(pl.col("reason")),
-        detail=pl.when(lose)
-        .then(pl.col("row_id").replace_strict(losers["row_id"], losers["_wname"], default=None))
-        .otherwise(pl.col("detail")),
+        frame["outcome"].scatter(pos, "skipped"),
+        frame["reason"].scatter(pos, "duplicate_token"),
+        frame["detail"].scatter(pos, losers["_wname"]),
     )
