@@ -46,8 +46,8 @@ from pipeline.normalize.tokens import (
     KIND_CODE,
     KIND_REASON,
     TOKEN_KINDS,
-    kind_code,
-    token_stages,
+    finish_tokens,
+    token_first,
 )
 from pipeline.outcomes import REASONS
 
@@ -146,21 +146,24 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
     osn, os_invalid = os_lookup(frame["os_version"], pl.col("_pc"), api_kind.fill_null(False))
 
     ts_first, ts_final = activity_stages("activity_at", schema["activity_at"], frame["activity_at"])
-    tok1, tok2, tok3 = token_stages("device_token")
-
     # Stages of independent expressions: polars evaluates the expressions of one stage in
-    # parallel, so fewer, wider stages keep both cores busy.
-    lf = frame.lazy().with_columns(
-        pl.col("customer_id").cast(pl.String).str.strip_chars().alias("customer_id"),
-        *tok1,
-        cleaned(frame["model"]).alias("model"),
-        _opted_in("opted_in", schema["opted_in"]).alias("opted_in"),
-        plat_code.alias("_pc"),
-        ts_first,
+    # parallel, so fewer, wider stages keep both cores busy. The first stage is collected (the
+    # streaming engine splits even a single expression over the cores) so that the few tokens
+    # off the fast path can be classified on their own (see finish_tokens).
+    frame = (
+        frame.lazy()
+        .with_columns(
+            pl.col("customer_id").cast(pl.String).str.strip_chars().alias("customer_id"),
+            cleaned(frame["model"]).alias("model"),
+            _opted_in("opted_in", schema["opted_in"]).alias("opted_in"),
+            plat_code.alias("_pc"),
+            ts_first,
+            *token_first("device_token"),
+        )
+        .collect()
     )
-    lf = lf.with_columns(osn.alias("_osn"), os_invalid.alias("_osbad"), ts_final, *tok2)
-    lf = lf.with_columns(tok3)
-    lf = lf.with_columns(kind_code("device_token").alias("_tk"))
+    lf = finish_tokens(frame, "device_token").lazy()
+    lf = lf.with_columns(osn.alias("_osn"), os_invalid.alias("_osbad"), ts_final)
 
     kind = pl.col("_tk")
     cust = pl.col("customer_id")

@@ -91,6 +91,8 @@ def activity_stages(col: str, dtype: pl.DataType, values: pl.Series) -> tuple[pl
     fmt = dominant_format(values)
     first = _fast(c, fmt).alias("_ts0")
     ts0 = pl.col("_ts0")
-    rest = pl.when(ts0.is_null()).then(c)  # mostly null: the general parsers skip those rows
+    # mostly "": string kernels scan the values behind a null mask, so the rows the fast format
+    # parsed are blanked instead ("" parses as null in every fallback, and coalesce keeps ts0)
+    rest = pl.when(ts0.is_null()).then(c).otherwise(pl.lit(""))
     fallbacks = [_fast(rest, f) for f in FAST_FORMATS if f != fmt]
     return first, pl.coalesce(ts0, *fallbacks, _general(rest)).cast(UTC_DT).alias(col)

@@ -157,3 +157,42 @@ def with_token_kind(
         .with_columns(kind_names(pl.col(code_col)).alias(out))
         .drop("_n", "_ok", "_fast")
     )
+
+
+def token_first(col: str = "device_token") -> list[pl.Expr]:
+    """The per-row half of the classification, for normalize's first (parallel) stage: `_fast`
+    (see token_stages), `_tk` (the kind if the row is on the fast path: gcm or fcm) and `_odd`
+    (the row is not on the fast path, or too long: finish_tokens classifies it in full)."""
+    raw = pl.col(col).cast(pl.String)
+    (fast,) = token_stages(col)[0]
+    return [
+        fast,
+        pl.when(raw.str.starts_with("APA91b"))
+        .then(_code("gcm"))
+        .otherwise(_code("fcm"))
+        .alias("_tk"),
+        (~fast | (raw.str.len_bytes() > MAX_TOKEN_LEN)).fill_null(True).alias("_odd"),
+    ]
+
+
+def finish_tokens(frame: pl.DataFrame, col: str = "device_token") -> pl.DataFrame:
+    """`frame` (with the columns of token_first) with `col` trimmed and `_tk` the final kind code,
+    the same as token_stages + kind_code; drops `_fast` and `_odd`.
+
+    Rows on the FCM/GCM fast path (see token_stages) no longer than MAX_TOKEN_LEN can only be
+    `gcm` or `fcm`, which token_first already told apart by their prefix; they are kept as they
+    are. Only the other rows (a few percent of a real export) are gathered into a small frame,
+    trimmed, run through the full classification and scattered back: masking them in place
+    (`_only`) would still cost a pass over the whole column for every pattern.
+    """
+    idx = frame["_odd"].arg_true()
+    if len(idx):
+        sub = frame.select(pl.col(col).cast(pl.String), "_fast")[idx]
+        for stage in token_stages(col)[1:]:
+            sub = sub.with_columns(stage)
+        sub = sub.select(col, kind_code(col).alias("_tk"))
+        frame = frame.with_columns(
+            frame[col].cast(pl.String).clone().scatter(idx, sub[col]),
+            frame["_tk"].clone().scatter(idx, sub["_tk"]),
+        )
+    return frame.drop("_fast", "_odd")
