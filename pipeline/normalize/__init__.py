@@ -41,7 +41,7 @@ from pipeline.normalize.lookups import (
     platform_codes,
     take,
 )
-from pipeline.normalize.timestamps import activity_stages
+from pipeline.normalize.timestamps import activity_stages, finish_activity
 from pipeline.normalize.tokens import (
     KIND_CODE,
     KIND_REASON,
@@ -162,8 +162,9 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
         )
         .collect()
     )
-    lf = finish_tokens(frame, "device_token").lazy()
-    lf = lf.with_columns(osn.alias("_osn"), os_invalid.alias("_osbad"), ts_final)
+    frame = finish_tokens(frame, "device_token")
+    frame = frame.with_columns(finish_activity(frame, "activity_at", ts_final))
+    lf = frame.lazy().with_columns(osn.alias("_osn"), os_invalid.alias("_osbad"))
 
     kind = pl.col("_tk")
     cust = pl.col("customer_id")

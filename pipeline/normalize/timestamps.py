@@ -91,8 +91,21 @@ def activity_stages(col: str, dtype: pl.DataType, values: pl.Series) -> tuple[pl
     fmt = dominant_format(values)
     first = _fast(c, fmt).alias("_ts0")
     ts0 = pl.col("_ts0")
-    # mostly "": string kernels scan the values behind a null mask, so the rows the fast format
-    # parsed are blanked instead ("" parses as null in every fallback, and coalesce keeps ts0)
-    rest = pl.when(ts0.is_null()).then(c).otherwise(pl.lit(""))
+    rest = pl.when(ts0.is_null()).then(c)  # mostly null: the general parsers skip those rows
     fallbacks = [_fast(rest, f) for f in FAST_FORMATS if f != fmt]
     return first, pl.coalesce(ts0, *fallbacks, _general(rest)).cast(UTC_DT).alias(col)
+
+
+def finish_activity(frame: pl.DataFrame, col: str, final: pl.Expr) -> pl.Series:
+    """The final `col` (see activity_stages) from a frame holding `col` and `_ts0`.
+
+    Only the rows the dominant format left null (a few percent) go through the fallback parsers,
+    on a frame of their own; even masked, every fallback pattern would cost a pass over the whole
+    column.
+    """
+    ts0 = frame["_ts0"].cast(UTC_DT)
+    idx = ts0.is_null().arg_true()
+    if len(idx) == 0:
+        return ts0.alias(col)
+    rest = frame.select(col, "_ts0")[idx].select(final)[col]
+    return ts0.clone().scatter(idx, rest).alias(col)
