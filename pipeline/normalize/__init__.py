@@ -33,12 +33,10 @@ import polars as pl
 from pipeline.normalize.lookups import (
     ANDROID,
     CODE_TO_PLATFORM,
-    IOS,
     UNSUPPORTED,
-    WEB,
     cleaned,
-    os_lookup,
-    platform_codes,
+    os_lookup_trimmed,
+    platform_table,
     take,
 )
 from pipeline.normalize.timestamps import activity_stages, finish_activity
@@ -90,11 +88,6 @@ class NormalizeOptions:
     now: datetime | None = None  # the reference time for staleness (tests pin it)
 
 
-def _blank_to_null(e: pl.Expr) -> pl.Expr:
-    t = e.str.strip_chars()
-    return pl.when(t != "").then(t)
-
-
 def _opted_in(col: str, dtype: pl.DataType) -> pl.Expr:
     if dtype == pl.Boolean:
         return pl.col(col)
@@ -141,9 +134,11 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
         pl.col("os_version").cast(pl.String),
         pl.col("model").cast(pl.String),
     )
-    plat_code = platform_codes(frame["platform"])
+    plat_idx, plat_table = platform_table(frame["platform"])
     api_kind = pl.col("android_version_kind").cast(pl.String) == "api"
-    osn, os_invalid = os_lookup(frame["os_version"], pl.col("_pc"), api_kind.fill_null(False))
+    osn, os_invalid, os_trimmed = os_lookup_trimmed(
+        frame["os_version"], pl.col("_pc"), api_kind.fill_null(False)
+    )
 
     ts_first, ts_final = activity_stages("activity_at", schema["activity_at"], frame["activity_at"])
     # Stages of independent expressions: polars evaluates the expressions of one stage in
@@ -156,7 +151,8 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
             pl.col("customer_id").cast(pl.String).str.strip_chars().alias("customer_id"),
             cleaned(frame["model"]).alias("model"),
             _opted_in("opted_in", schema["opted_in"]).alias("opted_in"),
-            plat_code.alias("_pc"),
+            plat_idx.alias("_pi"),
+            take(plat_table["code"], plat_idx).alias("_pc"),
             ts_first,
             *token_first("device_token"),
         )
@@ -164,19 +160,22 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
     )
     frame = finish_tokens(frame, "device_token")
     frame = frame.with_columns(finish_activity(frame, "activity_at", ts_final))
-    lf = frame.lazy().with_columns(osn.alias("_osn"), os_invalid.alias("_osbad"))
+    lf = frame.lazy().with_columns(
+        osn.alias("_osn"),
+        os_invalid.alias("_osbad"),
+        os_trimmed.alias("_ost"),
+        _pt=take(plat_table["trimmed"], pl.col("_pi")),
+    )
 
     kind = pl.col("_tk")
     cust = pl.col("customer_id")
     pc = pl.col("_pc")
-    plat = pl.col("platform")
     conds: dict[str, pl.Expr] = {
         "unsupported_platform": pc == UNSUPPORTED,
         "missing_customer_id": cust.is_null() | (cust == ""),
         "invalid_customer_id": cust.str.contains(r"[\x00-\x1f\x7f]")
         | (cust.str.len_chars() > MAX_CUSTOMER_ID_LEN),
-        "missing_platform": pc.is_null()
-        & pl.when(pc.is_null()).then(plat).str.strip_chars().fill_null("").eq(""),
+        "missing_platform": pc.is_null() & pl.col("_pt").fill_null("").eq(""),
         "unknown_platform": pc.is_null(),
         "invalid_os_version": pl.col("_osbad"),
     }
@@ -211,14 +210,13 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
     raw_value = {REASON_ORDER.index(c) for c in ("unsupported_platform", "unknown_platform")}
     detail = (
         pl.when(r.is_in(list(raw_value)))
-        .then(pl.when(r.is_in(list(raw_value))).then(plat).str.strip_chars())
+        .then(pl.col("_pt"))
         .when(r == REASON_ORDER.index("invalid_os_version"))
-        .then(pl.when(pl.col("_osbad")).then(pl.col("os_version")).str.strip_chars())
+        .then(pl.when(pl.col("_osbad")).then(pl.col("_ost")))
         .when((r == REASON_ORDER.index("email_or_phone_token")) & (kind == KIND_CODE["phone"]))
         .then(pl.lit(KIND_REASON["phone"][1]))
         .otherwise(take([text_of.get(i) for i in range(len(REASON_ORDER))], r))
     )
-    known = pc.is_in([ANDROID, IOS, WEB]).fill_null(False)
     new_outcome = take([outcome_of[i] for i in range(len(REASON_ORDER))], r)
     new_reason = take(list(REASON_ORDER), r)
     if frame["outcome"].null_count() < frame.height:
@@ -231,13 +229,9 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
         outcome=new_outcome,
         reason=new_reason,
         detail=detail,
-        platform=pl.when(known)
-        .then(take(["android", "ios", "web", None], pc))
-        .otherwise(pl.when(~known).then(plat).str.strip_chars()),
-        os_version=pl.coalesce(
-            pl.col("_osn"),
-            _blank_to_null(pl.when(pl.col("_osn").is_null()).then(pl.col("os_version"))),
-        ),
+        # per distinct value: android / ios / web, or the trimmed raw value
+        platform=take(plat_table["final"], pl.col("_pi")),
+        os_version=pl.coalesce(pl.col("_osn"), pl.when(pl.col("_ost") != "").then(pl.col("_ost"))),
         # os_version now holds an API level: a second pass must not read it as a release
         android_version_kind=pl.when((pc == ANDROID) & pl.col("_osn").is_not_null())
         .then(pl.lit("api"))

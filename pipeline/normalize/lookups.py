@@ -46,9 +46,20 @@ def cleaned(values: pl.Series) -> pl.Expr:
 
 def platform_codes(values: pl.Series) -> pl.Expr:
     """Expr over `values.name`: UInt8 code (0 android, 1 ios, 2 web, 3 unsupported), null unknown."""
+    idx, table = platform_table(values)
+    return take(table["code"], idx)
+
+
+def platform_table(values: pl.Series) -> tuple[pl.Expr, pl.DataFrame]:
+    """(index expr over `values.name`, table) for `take(table[column], index)`, per distinct value:
+
+    code     UInt8 (0 android, 1 ios, 2 web, 3 unsupported), null unknown
+    trimmed  the value without surrounding whitespace
+    final    android / ios / web for those, else `trimmed` (what normalize leaves in `platform`)
+    """
     distinct = values.unique().drop_nulls()
     if distinct.is_empty():
-        return pl.lit(None, dtype=pl.UInt8)
+        distinct = pl.Series([""], dtype=pl.String)  # no row matches it: every index is null
     codes = (
         distinct.to_frame("raw")
         .with_columns(_k=platform_key(pl.col("raw")))
@@ -64,7 +75,12 @@ def platform_codes(values: pl.Series) -> pl.Expr:
         .to_series()
         .cast(pl.UInt8)
     )
-    return take(codes, index_of(values.name, distinct))
+    table = pl.DataFrame({"code": codes, "trimmed": distinct.str.strip_chars()}).with_columns(
+        final=pl.when(pl.col("code") <= WEB)
+        .then(take(["android", "ios", "web", None], pl.col("code")))
+        .otherwise(pl.col("trimmed"))
+    )
+    return index_of(values.name, distinct), table
 
 
 def os_lookup(
@@ -74,9 +90,17 @@ def os_lookup(
 
     The key of a row is (index of its raw value, platform code, release/api).
     """
+    osn, invalid, _ = os_lookup_trimmed(os_values, plat_code, api_kind)
+    return osn, invalid
+
+
+def os_lookup_trimmed(
+    os_values: pl.Series, plat_code: pl.Expr, api_kind: pl.Expr
+) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """os_lookup, plus the raw value without surrounding whitespace (also per distinct value)."""
     distinct = os_values.unique().drop_nulls()
     if distinct.is_empty():
-        return pl.lit(None, dtype=pl.String), pl.lit(False)
+        return pl.lit(None, dtype=pl.String), pl.lit(False), pl.lit(None, dtype=pl.String)
     combos = pl.DataFrame(
         {
             "code": [ANDROID, ANDROID, IOS, WEB],
@@ -111,9 +135,14 @@ def os_lookup(
         .join(table, on="key", how="left", maintain_order="left")
         .with_columns(pl.col("osn").cast(pl.String), pl.col("invalid").fill_null(False))
     )
+    idx = index_of(os_values.name, distinct)
     key = (
-        index_of(os_values.name, distinct) * _SLOTS
+        idx * _SLOTS
         + plat_code.cast(pl.UInt32) * 2
         + (api_kind & (plat_code == ANDROID)).cast(pl.UInt32)
     )
-    return take(dense["osn"], key), take(dense["invalid"], key).fill_null(False)
+    return (
+        take(dense["osn"], key),
+        take(dense["invalid"], key).fill_null(False),
+        take(distinct.str.strip_chars(), idx),
+    )

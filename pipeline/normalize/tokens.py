@@ -191,7 +191,10 @@ def finish_tokens(frame: pl.DataFrame, col: str = "device_token") -> pl.DataFram
         sub = frame.select(pl.col(col).cast(pl.String), "_fast")[idx]
         # token_stages' second and third stages, without the masking: few rows here are fast
         raw, fast = pl.col(col), pl.col("_fast")
-        sub = sub.with_columns(pl.when(fast).then(raw).otherwise(clean_token(raw)).alias(col))
+        # lazily, so the streaming engine splits the rows over the cores
+        sub = sub.lazy().with_columns(
+            pl.when(fast).then(raw).otherwise(clean_token(raw)).alias(col)
+        )
         stage3 = [
             raw.str.len_bytes().alias("_n"),
             pl.when(fast)
@@ -199,7 +202,7 @@ def finish_tokens(frame: pl.DataFrame, col: str = "device_token") -> pl.DataFram
             .otherwise(raw.str.contains(_FCM_ALPHABET))
             .alias("_ok"),
         ]
-        sub = sub.with_columns(stage3).select(col, kind_code(col).alias("_tk"))
+        sub = sub.with_columns(stage3).select(col, kind_code(col).alias("_tk")).collect()
         frame = frame.with_columns(
             frame[col].cast(pl.String).clone().scatter(idx, sub[col]),
             frame["_tk"].clone().scatter(idx, sub["_tk"]),
