@@ -68,3 +68,12 @@ def test_rows_and_columns_kept() -> None:
     df = frame(["a", "b", None, "a"], [d(1), d(1), d(1), d(1)])
     out = dedupe(df)
     assert out.columns == df.columns and out["row_id"].to_list() == [0, 1, 2, 3]
+
+
+def test_input_frame_is_not_modified() -> None:
+    df = frame(["t1", "t2", "t1", "t3", "t2"], [d(1), d(2), d(3), None, None])
+    before = df.clone()
+    out = dedupe(df)
+    assert df.equals(before)
+    assert out["reason"].to_list() == ["duplicate_token", None, None, None, "duplicate_token"]
+    assert out["detail"].to_list() == ["a.csv row 3", None, None, None, "a.csv row 2"]

@@ -240,3 +240,45 @@ def test_never_drops_or_reorders_rows() -> None:
 def test_empty_frame() -> None:
     out = normalize(frame(customer_id=[]), OPTS)
     assert out.height == 0 and out.schema["activity_at"] == pl.Datetime("us", "UTC")
+
+
+def test_fast_path_tokens_are_still_length_checked() -> None:
+    # FCM/GCM layout skips the full classification, but not the length limit
+    assert one(device_token="APA91b" + "z" * 5000)["reason"] == "token_too_long"
+    assert one(device_token=FCM + "x" * 5000)["token_kind"] == "oversized"
+
+
+def test_raw_platform_and_os_version_are_trimmed_in_details() -> None:
+    row = one(platform="  Huawei ")
+    assert (row["reason"], row["detail"], row["platform"]) == (
+        "unsupported_platform",
+        "Huawei",
+        "Huawei",
+    )
+    row = one(platform=" blackberry\t")
+    assert (row["reason"], row["detail"], row["platform"]) == (
+        "unknown_platform",
+        "blackberry",
+        "blackberry",
+    )
+    row = one(os_version="  weird! ")
+    assert (row["reason"], row["detail"], row["os_version"]) == (
+        "invalid_os_version",
+        "weird!",
+        "weird!",
+    )
+    assert one(platform="  \t")["reason"] == "missing_platform"
+    assert one(os_version=" \t ")["os_version"] is None
+
+
+def test_mixed_frame_matches_row_by_row() -> None:
+    # the rows off the token / timestamp fast paths are classified on their own and put back
+    tokens = [FCM, " " + FCM, "a" * 64, None, "x@y.z", "APA91b" + "q" * 120, "short", FCM[:-1]]
+    stamps = [
+        "2026-11-01T00:00:00Z", "garbage", "1767225600", None, "2026-10-01 12:00",
+        "2026-11-02T00:00:00Z", "2026-11-03", "2026-11-04T00:00:00+02:00",
+    ]  # fmt: skip
+    df = frame(device_token=tokens, activity_at=stamps)
+    whole = normalize(df, OPTS)
+    for i in range(df.height):
+        assert whole.row(i) == normalize(df.slice(i, 1), OPTS).row(0), i
