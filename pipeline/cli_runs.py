@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,10 @@ import click
 from rich.table import Table
 
 from pipeline.cli_options import CONFIGURABLE_COMMANDS
+from pipeline.cli_state import open_state
 from pipeline.errors import MasivoSyncError
 from pipeline.report import Summary
-from pipeline.state import StateStore
-from pipeline.sync import DEFAULT_STATE_DIR, new_run_id
+from pipeline.sync import DEFAULT_STATE_DIR
 from pipeline.terminal import Console
 
 _SECRET_ENV = ("MASIVO_API_KEY", "MASIVO_ACCESS_TOKEN")
@@ -94,15 +93,11 @@ def _history(state_dir: Path) -> list[dict[str, Any]]:
     if not state_dir.exists():
         return []
     try:
-        with StateStore.open(state_dir, run_id=new_run_id_now(), read_only=True) as store:
+        with open_state(state_dir, read_only=True) as store:
             return store.runs()
     except MasivoSyncError as exc:
         Console().error(str(exc))
         sys.exit(exc.exit_code)
-
-
-def new_run_id_now() -> str:
-    return "read-" + new_run_id(datetime.now(UTC))
 
 
 @click.command("runs")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,16 +68,18 @@ def state_group() -> None:
     """
 
 
-def _open(state_dir: Path, *, read_only: bool) -> StateStore:
+def open_state(state_dir: Path, *, read_only: bool) -> StateStore:
+    """Open a state directory for a CLI command (not a sync); a missing one is a usage error."""
     if not state_dir.exists():
         raise click.ClickException(
             f"no state directory at {state_dir} (nothing has been synced there)"
         )
     run_id = new_run_id(datetime.now(UTC))
-    return StateStore.open(state_dir, run_id=f"state-{run_id}", read_only=read_only)
+    return StateStore.open(state_dir, run_id=f"cli-{run_id}", read_only=read_only)
 
 
 def _guard(func: Any) -> Any:
+    @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
@@ -84,8 +87,6 @@ def _guard(func: Any) -> Any:
             Console().error(str(exc))
             sys.exit(exc.exit_code)
 
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
     return wrapper
 
 
@@ -98,7 +99,7 @@ def _guard(func: Any) -> Any:
 def show(state_dir: Path, last_runs: int) -> None:
     """What the state holds: token counts, failing tokens, the last runs."""
     console = Console()
-    with _open(state_dir, read_only=True) as store:
+    with open_state(state_dir, read_only=True) as store:
         snapshot = store.snapshot()
         runs = store.runs()
     accepted = snapshot.filter(pl.col("accepted_at").is_not_null())
@@ -142,7 +143,7 @@ def show(state_dir: Path, last_runs: int) -> None:
 @_guard
 def export(state_dir: Path, output: Path) -> None:
     """Write the per-token state to OUTPUT as Parquet (full device tokens: personal data)."""
-    with _open(state_dir, read_only=True) as store:
+    with open_state(state_dir, read_only=True) as store:
         store.export(output)
         rows = store.snapshot().height
     click.echo(f"wrote {rows:,} tokens to {output}")
@@ -156,6 +157,6 @@ def reset(state_dir: Path, yes: bool) -> None:
     """Forget everything the state knows; the next sync sends every valid row again."""
     if not yes:
         raise click.UsageError("state reset wipes the record of what Masivo accepted; add --yes")
-    with _open(state_dir, read_only=False) as store:
+    with open_state(state_dir, read_only=False) as store:
         store.reset()
     click.echo(f"state at {state_dir} wiped")

@@ -8,6 +8,7 @@ stage's logic lives in its own module.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from pipeline.normalize import NormalizeOptions, normalize
 from pipeline.outcomes import REASONS, Outcome
 from pipeline.send import SendOptions, SendOutcome, SendResult, run_send
 from pipeline.shard import Shard, keep_shard
-from pipeline.sources import SourceOptions, load_sources
+from pipeline.sources import FileInfo, SourceOptions, load_sources
 from pipeline.state import StateStore, StateWriteError
 
 DEFAULT_BASE_URL = "https://app.masivo.ai/api/storefront/v1"
@@ -36,10 +37,7 @@ DEFAULT_STATE_DIR = Path(".masivo-sync")
 # exit codes a cron job can act on (docs/exit-codes.md)
 EXIT_OK = 0
 EXIT_TOO_MANY_FAILURES = 1
-EXIT_USAGE = 2
 EXIT_SYSTEMIC = 3
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
 
 PLAN_COLUMNS = ("row_id", "customer_id", "device_token", "platform", "model", "os_version")
 
@@ -158,7 +156,7 @@ class _ResultCollector:
         return pl.concat(self._chunks)
 
 
-def prepare(config: SyncConfig) -> tuple[pl.DataFrame, list[Any]]:
+def prepare(config: SyncConfig) -> tuple[pl.DataFrame, list[FileInfo]]:
     """read → normalize → dedupe: the checked frame of every input row, and file infos."""
     sources = load_sources(config.inputs, config.sources)
     frame = dedupe(normalize(sources.frame, config.normalize))
@@ -274,7 +272,7 @@ def run_sync(config: SyncConfig, *, progress: ProgressCallback | None = None) ->
     finished = datetime.now(UTC)
     extra = {
         "inputs": [str(p) for p in config.inputs],
-        "files": [_file_info(f) for f in files],
+        "files": [dataclasses.asdict(f) for f in files],
         "base_url": config.base_url,
         "shard": str(config.shard) if config.shard else None,
         "changes": _change_counts(frame, removed),
@@ -378,11 +376,3 @@ def _send_stats(outcome: Any) -> dict[str, Any]:
     if elapsed:
         stats["rows_per_s"] = round(stats.get("sent", 0) / elapsed, 1)
     return stats
-
-
-def _file_info(info: Any) -> dict[str, Any]:
-    if hasattr(info, "as_dict"):
-        return info.as_dict()
-    if hasattr(info, "__dataclass_fields__"):
-        return {k: str(v) if isinstance(v, Path) else v for k, v in vars(info).items()}
-    return {"path": str(info)}
