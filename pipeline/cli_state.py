@@ -15,7 +15,7 @@ from rich.table import Table
 from pipeline.cli import EXIT_CODES_HELP, _run
 from pipeline.cli_options import source_options, with_envvars
 from pipeline.diff import RECONCILE_STATUSES
-from pipeline.errors import MasivoSyncError
+from pipeline.errors import ConfigError, MasivoSyncError
 from pipeline.state import StateStore
 from pipeline.sync import DEFAULT_STATE_DIR, new_run_id
 from pipeline.terminal import Console
@@ -71,8 +71,9 @@ def state_group() -> None:
 def open_state(state_dir: Path, *, read_only: bool) -> StateStore:
     """Open a state directory for a CLI command (not a sync); a missing one is a usage error."""
     if not state_dir.exists():
-        raise click.ClickException(
-            f"no state directory at {state_dir} (nothing has been synced there)"
+        raise ConfigError(
+            f"no state directory at {state_dir} (nothing has been synced there)",
+            hint="check --state-dir",
         )
     run_id = new_run_id(datetime.now(UTC))
     return StateStore.open(state_dir, run_id=f"cli-{run_id}", read_only=read_only)

@@ -271,3 +271,10 @@ def test_a_second_run_on_the_same_state_is_refused(make_sandbox: Any, tmp_path: 
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
+
+
+def test_state_commands_on_a_missing_directory_are_usage_errors(tmp_path: Path) -> None:
+    for args in (["state", "show"], ["state", "reset", "--yes"]):
+        result = CliRunner().invoke(main, [*args, "--state-dir", str(tmp_path / "nope")])
+        assert result.exit_code == 2
+        assert "no state directory" in result.output and "Traceback" not in result.output
