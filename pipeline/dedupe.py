@@ -11,10 +11,37 @@ from __future__ import annotations
 
 import polars as pl
 
-__all__ = ["dedupe"]
+__all__ = ["dedupe", "dedupe_parts"]
 
 
 def dedupe(frame: pl.DataFrame) -> pl.DataFrame:
+    return dedupe_parts([frame])[0]
+
+
+def dedupe_parts(parts: list[pl.DataFrame]) -> list[pl.DataFrame]:
+    """`dedupe` over the parts of one frame (in row order), replacing each part in `parts` as it
+    is marked: a part is freed as soon as its marked copy exists, so a 10M-row frame is never
+    held twice. Returns `parts`."""
+    losers = _losers(pl.concat(parts, how="vertical", rechunk=False))
+    if losers.is_empty():
+        return parts
+    offset = 0
+    for i, part in enumerate(parts):
+        end = offset + part.height
+        mine = losers.filter(pl.col("_pos").is_between(offset, end, closed="left"))
+        if not mine.is_empty():
+            pos = mine["_pos"] - offset
+            parts[i] = part.with_columns(
+                part["outcome"].scatter(pos, "skipped"),
+                part["reason"].scatter(pos, "duplicate_token"),
+                part["detail"].scatter(pos, mine["_wname"]),
+            )
+        offset = end
+    return parts
+
+
+def _losers(frame: pl.DataFrame) -> pl.DataFrame:
+    """`_pos` (UInt32 position in `frame`) and `_wname` (the winner) of every losing row."""
     eligible = pl.col("outcome").is_null() & pl.col("device_token").is_not_null()
     # Most tokens are unique. 64-bit hashes of the eligible tokens are sorted (a radix sort of a
     # million integers costs less than a hash table of them) and equal neighbours give the hashes
@@ -25,7 +52,7 @@ def dedupe(frame: pl.DataFrame) -> pl.DataFrame:
     ordered = hashed.drop_nulls().sort()
     shared = ordered.filter(ordered == ordered.shift(1)).unique()
     if shared.is_empty():
-        return frame
+        return pl.DataFrame(schema={"_pos": pl.UInt32, "_wname": pl.String})
     candidates = frame.lazy().with_row_index("_pos").filter(pl.lit(hashed).is_in(shared.implode()))
     rows = candidates.select(
         "_pos", "row_id", "device_token", "activity_at", "source_file", "source_row"
@@ -41,17 +68,9 @@ def dedupe(frame: pl.DataFrame) -> pl.DataFrame:
             .alias("_wname"),
         )
     )
-    losers = (
+    return (
         rows.join(winners, on="device_token", how="inner")
         .filter(pl.col("row_id") != pl.col("_win"))
         .select("_pos", "_wname")
         .collect()
-    )
-    if losers.is_empty():
-        return frame
-    pos = losers["_pos"]
-    return frame.with_columns(
-        frame["outcome"].scatter(pos, "skipped"),
-        frame["reason"].scatter(pos, "duplicate_token"),
-        frame["detail"].scatter(pos, losers["_wname"]),
     )

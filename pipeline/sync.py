@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import polars as pl
 
 from pipeline import report
 from pipeline.client import ClientOptions, Credentials
-from pipeline.dedupe import dedupe
+from pipeline.dedupe import dedupe_parts
 from pipeline.diff import diff, reconcile, removed_tokens
 from pipeline.normalize import NormalizeOptions, normalize
 from pipeline.outcomes import REASONS, Outcome
@@ -157,14 +158,22 @@ class _ResultCollector:
 
 
 def prepare(config: SyncConfig) -> tuple[pl.DataFrame, list[FileInfo]]:
-    """read → normalize → dedupe: the checked frame of every input row, and file infos."""
-    sources = load_sources(config.inputs, config.sources)
-    frame = dedupe(normalize(sources.frame, config.normalize))
-    if config.shard is not None:
-        frame = keep_shard(frame, config.shard)
-    if "change" not in frame.columns:
-        frame = frame.with_columns(pl.lit(None, pl.String).alias("change"))
-    return frame, list(sources.files)
+    """read → normalize → dedupe: the checked frame of every input row, and file infos.
+
+    Each batch is normalized as it is read, and the later steps replace one part at a time,
+    so the peak stays near the size of the finished table (docs/benchmarks.md, 10M rows).
+    """
+    sources = load_sources(
+        config.inputs, config.sources, transform=partial(normalize, options=config.normalize)
+    )
+    parts = dedupe_parts(sources.parts)
+    for i, part in enumerate(parts):
+        if config.shard is not None:
+            part = keep_shard(part, config.shard)
+        if "change" not in part.columns:
+            part = part.with_columns(pl.lit(None, pl.String).alias("change"))
+        parts[i] = part
+    return pl.concat(parts, how="vertical", rechunk=False), list(sources.files)
 
 
 def _decide(frame: pl.DataFrame, reason: str) -> pl.DataFrame:

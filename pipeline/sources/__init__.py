@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -41,7 +41,7 @@ from pipeline.sources.profiles import (
 )
 
 __all__ = [
-    "DEFAULT_MAX_FIELD_BYTES", "WORK_COLUMNS", "FileInfo", "SourceFrame", "SourceOptions",
+    "BATCH_ROWS", "DEFAULT_MAX_FIELD_BYTES", "WORK_COLUMNS", "FileInfo", "SourceFrame", "SourceOptions",
     "load_sources",
 ]  # fmt: skip
 
@@ -51,6 +51,10 @@ WORK_COLUMNS = (
 
 
 DEFAULT_MAX_FIELD_BYTES = 1 << 20
+# Rows read (and normalized) at a time: big enough that the per-batch cost of planning
+# expressions is noise, small enough that one batch's raw strings are a small share of a
+# 10M-row run's memory (see docs/benchmarks.md).
+BATCH_ROWS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class SourceOptions:
     # 1 KiB (longer ones are invalid rows); a cell over this limit means a broken file (usually an
     # unclosed quote that swallowed the lines after it), so the file is refused naming the row.
     max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES
+    batch_rows: int = BATCH_ROWS  # rows read and transformed at a time (see load_sources)
 
 
 @dataclass(frozen=True)
@@ -78,12 +83,20 @@ class FileInfo:
 
 @dataclass
 class SourceFrame:
-    frame: pl.DataFrame
+    """The rows of a run as the batches they were read in (each already passed through the
+    `transform` given to load_sources), in input order, and what was learnt about each file."""
+
+    parts: list[pl.DataFrame]
     files: list[FileInfo] = field(default_factory=list)
 
     @property
+    def frame(self) -> pl.DataFrame:
+        """All parts as one frame (zero-copy: the parts become its chunks)."""
+        return pl.concat(self.parts, how="vertical", rechunk=False)
+
+    @property
     def rows(self) -> int:
-        return self.frame.height
+        return sum(part.height for part in self.parts)
 
 
 def _show_headers(headers: list[str], limit: int = 12, width: int = 40) -> str:
@@ -395,9 +408,11 @@ def _check_field_sizes(path: Path, df: pl.DataFrame, limit: int) -> None:
             )
 
 
-def _read_table(
+def _table_query(
     src: _Source, options: SourceOptions, mapping: Profile | None
-) -> tuple[pl.DataFrame, FileInfo]:
+) -> tuple[pl.LazyFrame, Profile, bool]:
+    """The lazy query from one file to the work columns (all but row_id), its profile, and
+    whether the profile was detected."""
     path = src.path
     lf = _scan(src)
     schema = lf.collect_schema()
@@ -428,19 +443,65 @@ def _read_table(
         *_canonical_exprs(profile, schema, kind),
         *check,
     )
-    df = lf.collect().drop(_LAST_COLUMN, strict=False)
-    _check_field_sizes(path, df, options.max_field_bytes)
-    info = FileInfo(str(path), profile.name, df.height, src.fmt, src.delimiter, detected)
-    return df, info
+    return lf, profile, detected
+
+
+class _TransformFailed(Exception):
+    """An error of the caller's transform: not a problem of the file, so never reported as one."""
+
+
+@dataclass(frozen=True)
+class _Reading:
+    transform: Callable[[pl.DataFrame], pl.DataFrame]
+    batch_rows: int
+    first_row_id: int  # row_id of the file's first row (row_ids run on across the files)
+
+
+def _batches(lf: pl.LazyFrame, rows: int) -> Iterator[pl.DataFrame]:
+    """The query's rows in order, in batches of at most `rows`; one empty batch for no rows."""
+    empty = True
+    for batch in lf.collect_batches(chunk_size=rows):
+        if batch.height:
+            empty = False
+            yield batch
+    if empty:
+        yield lf.clear().collect()
+
+
+def _read_table(
+    src: _Source, options: SourceOptions, mapping: Profile | None, read: _Reading
+) -> tuple[list[pl.DataFrame], FileInfo]:
+    """Read one file in batches of `read.batch_rows`, each given its run-wide row_ids and
+    passed through `read.transform` as soon as it is read, so a large file is never held whole
+    in its raw form (the streaming engine reads the next batch meanwhile)."""
+    path = src.path
+    lf, profile, detected = _table_query(src, options, mapping)
+    parts: list[pl.DataFrame] = []
+    rows = 0
+    for raw in _batches(lf, read.batch_rows):
+        raw = raw.drop(_LAST_COLUMN, strict=False)
+        _check_field_sizes(path, raw, options.max_field_bytes)
+        first = read.first_row_id + rows
+        batch = raw.with_columns(
+            pl.int_range(first, first + raw.height, dtype=pl.Int64).alias("row_id")
+        ).select(WORK_COLUMNS)
+        del raw
+        rows += batch.height
+        try:
+            parts.append(read.transform(batch))
+        except Exception as exc:
+            raise _TransformFailed from exc
+    info = FileInfo(str(path), profile.name, rows, src.fmt, src.delimiter, detected)
+    return parts, info
 
 
 def _load_file(
-    path: Path, options: SourceOptions, mapping: Profile | None, workdir: Path
-) -> tuple[pl.DataFrame, FileInfo]:
+    path: Path, options: SourceOptions, mapping: Profile | None, workdir: Path, read: _Reading
+) -> tuple[list[pl.DataFrame], FileInfo]:
     src = _open_source(path, options, workdir)
     # polars raises OSError for a gzip stream that ends early, PolarsError for everything else
     try:
-        table = _read_table(src, options, mapping)
+        table = _read_table(src, options, mapping, read)
         if src.ends_with_quote:
             assert src.delimiter is not None
             where = readers.locate_bad_record(src.source, src.delimiter, options.max_field_bytes)
@@ -457,37 +518,55 @@ def _load_file(
         if error is not None:
             raise error from None
     # Python's csv module reads the file (no ragged row, no bad quote) but polars does not, e.g.
-    # a quote inside an unquoted field (`Galaxy 10"`): read a re-quoted copy instead.
+    # a quote inside an unquoted field (`Galaxy 10"`): read a re-quoted copy instead (the batches
+    # read before the error are dropped: the copy is read from its first row).
     assert src.delimiter is not None
     copy = readers.rewrite_csv(src.source, src.delimiter, workdir, options.max_field_bytes, path)
     src = _Source(path, src.fmt, copy, src.delimiter, rewritten=True, utf8=src.utf8)
     try:
-        return _read_table(src, options, mapping)
+        return _read_table(src, options, mapping, read)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise _read_error(src, exc, options) from None
 
 
+def _unchanged(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame
+
+
 def load_sources(
-    paths: Sequence[str | Path], options: SourceOptions = SourceOptions()
+    paths: Sequence[str | Path],
+    options: SourceOptions = SourceOptions(),
+    *,
+    transform: Callable[[pl.DataFrame], pl.DataFrame] = _unchanged,
 ) -> SourceFrame:
-    """Read every input into one work frame; raise InputError for files that cannot be read."""
+    """Read every input into the work frame's parts; raise InputError for files that cannot be
+    read. `transform` is applied to each batch of at most `options.batch_rows` rows as it is read
+    (`pipeline.sync.prepare` passes normalize): the raw strings of a batch are freed before the
+    next is read, so a 10M-row export peaks near the size of its normalized table."""
     if options.profile not in PROFILE_NAMES:
         raise InputError(
             f"unknown profile {options.profile!r}", hint=f"use one of {', '.join(PROFILE_NAMES)}"
         )
     if options.delimiter is not None and len(options.delimiter) != 1:
         raise InputError(f"delimiter must be one character, got {options.delimiter!r}")
+    if options.batch_rows < 1:
+        raise InputError(f"batch_rows must be at least 1, got {options.batch_rows}")
     mapping = load_mapping(options.mapping_file) if options.mapping_file else None
     files = readers.expand_paths(paths)
     if not files:
         raise InputError("no input files given")
-    frames: list[pl.DataFrame] = []
+    parts: list[pl.DataFrame] = []
     infos: list[FileInfo] = []
+    rows = 0
     with tempfile.TemporaryDirectory(prefix="masivo-sources-") as tmp:
         for path in files:
-            df, info = _load_file(path, options, mapping, Path(tmp))
-            frames.append(df)
+            read = _Reading(transform, options.batch_rows, first_row_id=rows)
+            try:
+                file_parts, info = _load_file(path, options, mapping, Path(tmp), read)
+            except _TransformFailed as failed:
+                assert failed.__cause__ is not None
+                raise failed.__cause__ from None
+            parts.extend(file_parts)
             infos.append(info)
-    frame = pl.concat(frames, how="vertical", rechunk=False) if len(frames) > 1 else frames[0]
-    frame = frame.with_row_index("row_id").with_columns(pl.col("row_id").cast(pl.Int64))
-    return SourceFrame(frame.select(WORK_COLUMNS), infos)
+            rows += info.rows
+    return SourceFrame(parts, infos)
