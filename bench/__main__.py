@@ -3,9 +3,10 @@
     python -m bench                      # full run (~10-15 min on 2 cores); rewrites docs/benchmarks.md
     python -m bench --quick              # smoke test: small sizes, one repeat, writes nothing
     python -m bench --quick --rows 2000  # even smaller
-    python -m bench --only plan,diff     # a subset (full sizes); --output to write it somewhere
+    python -m bench --only normalize,plan  # a subset (full sizes); --output to write it somewhere
 
-Scenarios: generate (bench/gen.py), plan, diff, record, sync (first sync at 0 and 50 ms
+Scenarios: generate (bench/gen.py), normalize (read + normalize), plan (read + normalize + dedupe
++ diff), memory (plan's peak RSS at 10M rows), diff, record, sync (first sync at 0 and 50 ms
 latency against bare httpx / aiohttp / pandas+requests loops), incremental, resume.
 """
 
@@ -25,12 +26,14 @@ from bench.harness import Clock, Row, markdown_table
 from bench.scenarios import data, rows_label
 from bench.scenarios.sync import Baseline, first_sync, incremental, resume
 
-SCENARIOS = ("generate", "plan", "diff", "record", "sync", "incremental", "resume")
+SCENARIOS = ("generate", "normalize", "plan", "memory", "diff", "record", "sync", "incremental",
+             "resume")  # fmt: skip
 
 
 @dataclass
 class Sizes:
-    plan: list[int]
+    plan: list[int]  # read + normalize, and plan
+    memory: list[int]  # plan's peak memory
     diff: list[int]
     sync: int
     resume: int
@@ -43,6 +46,7 @@ class Sizes:
 def full_sizes(repeat: int) -> Sizes:
     return Sizes(
         plan=[1_000_000, 5_000_000],
+        memory=[10_000_000],
         diff=[1_000_000, 5_000_000],
         sync=100_000,
         resume=20_000,
@@ -66,6 +70,7 @@ def quick_sizes(rows: int) -> Sizes:
 
     return Sizes(
         plan=[rows],
+        memory=[rows],
         diff=[rows],
         sync=rows,
         resume=rows,
@@ -90,7 +95,8 @@ def guarded(name: str, size: str, fn: Callable[[], list[Row]]) -> list[Row]:
 
 def run(sizes: Sizes, only: set[str], log: Callable[[str], None]) -> list[Row]:
     out: dict[str, list[Row]] = {name: [] for name in SCENARIOS}
-    want = sorted({*sizes.plan, sizes.sync, sizes.resume} if only - {"diff", "record"} else set())
+    on_csv = only - {"diff", "record"}
+    want = sorted({*sizes.plan, *sizes.memory, sizes.sync, sizes.resume} if on_csv else set())
     gen_rows, paths = data.generate(want)
     out["generate"] = gen_rows if "generate" in only else []
     log("data ready")
@@ -100,11 +106,30 @@ def run(sizes: Sizes, only: set[str], log: Callable[[str], None]) -> list[Row]:
             raise RuntimeError(f"no {rows_label(n)} CSV (generation failed)")
         return paths[n]
 
+    for n in sizes.plan if "normalize" in only else []:
+        out["normalize"] += guarded(
+            "read + normalize",
+            rows_label(n),
+            lambda n=n: [data.read_normalize(csv(n), n, sizes.repeat)],
+        )
+        log(f"read + normalize {rows_label(n)}")
+    states: dict[int, Path] = {}
+
+    def state(n: int) -> Path:
+        if n not in states:
+            states[n] = data.snapshot(csv(n), n)
+        return states[n]
+
     for n in sizes.plan if "plan" in only else []:
         out["plan"] += guarded(
-            "plan", rows_label(n), lambda n=n: [data.plan(csv(n), n, sizes.repeat)]
+            "plan", rows_label(n), lambda n=n: [data.plan(csv(n), state(n), n, sizes.repeat)]
         )
         log(f"plan {rows_label(n)}")
+    for n in sizes.memory if "memory" in only else []:
+        out["memory"] += guarded(
+            "plan: peak memory", rows_label(n), lambda n=n: [data.memory(csv(n), state(n), n)]
+        )
+        log(f"plan memory {rows_label(n)}")
     for n in sizes.diff if "diff" in only else []:
         out["diff"] += guarded("diff", rows_label(n), lambda n=n: [data.diff(n, sizes.repeat)])
         log(f"diff {rows_label(n)}")

@@ -18,8 +18,17 @@ How each number is taken:
 
 - **Median** of the repeats; each measured step runs in a fresh child process (`bench/worker.py`),
   so **peak RSS** is that process's own `ru_maxrss` ("ours vs baseline").
-- **plan**: `pipeline.sync.prepare` (read → normalize → dedupe) on the generated CSV vs a bare
-  `pl.read_csv(path, infer_schema=False)` of the same file. Target ≤ 2×.
+- **read + normalize**: `load_sources` with `normalize` applied to each batch as it is read, on
+  the generated CSV, vs a bare `pl.read_csv(path, infer_schema=False)` of the same file.
+  Target ≤ 2×.
+- **plan**: what `masivo-sync plan` computes before writing its report: read → normalize →
+  dedupe (`pipeline.sync.prepare`), read the state snapshot, diff, removed tokens. The state is
+  the one the last run would have left (97% of the eligible tokens accepted, 1% of those with
+  another model; made by `bench.worker snapshot`). Baseline: a bare read of the same CSV, read
+  of the same snapshot, hash of token + payload on both sides and an anti-join.
+- **plan: peak memory**: the same plan at 10M rows in one process, its peak RSS vs the peak RSS
+  of a fresh process that only reads the planned table back from Parquet, i.e. what polars
+  itself needs to hold that table. Target ≤ 1.2×.
 - **diff**: `pipeline.diff.diff` vs an anti-join on token + `hash_rows` of the payload, on the
   synthetic frames of `bench/state_bench.py`. Target ≤ 2×.
 - **record**: `StateStore.record()` CPU per result (one result per call, as `run_sync` does,

@@ -14,6 +14,7 @@ import resource
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +37,100 @@ def _sync_config(csv: str, **kw: Any) -> Any:
     return SyncConfig(inputs=(csv,), normalize=NormalizeOptions(now=ANCHOR), **kw)
 
 
-def task_plan(csv: str) -> dict[str, Any]:
-    """read → normalize → dedupe (pipeline.sync.prepare), what `plan` does before the diff."""
+def task_read_normalize(csv: str) -> dict[str, Any]:
+    """read → normalize (pipeline.sources.load_sources with normalize as its batch transform)."""
+    from functools import partial
+
+    from pipeline.normalize import normalize
+    from pipeline.sources import load_sources
+
+    config = _sync_config(csv)
+    start = time.perf_counter()
+    sources = load_sources(
+        config.inputs, config.sources, transform=partial(normalize, options=config.normalize)
+    )
+    rows = sources.rows
+    return {"seconds": time.perf_counter() - start, "rows": rows}
+
+
+def task_snapshot(csv: str, out: str) -> dict[str, Any]:
+    """A state snapshot as the last run would have left it: 97% of the eligible tokens accepted
+    with the payload planned now, 1% of those with another model (so they are `changed`)."""
+    import polars as pl
+
+    from pipeline.state import SNAPSHOT_SCHEMA
+    from pipeline.sync import prepare
+
+    frame, _ = prepare(_sync_config(csv))
+    eligible = frame.filter(pl.col("outcome").is_null()).with_row_index("_i")
+    accepted_at = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
+    errors = ("last_error_reason", "last_error_at", "last_error", "last_error_run_id")
+    snap = (
+        eligible.filter(pl.col("_i") % 100 < 97)
+        .select(
+            "device_token",
+            "customer_id",
+            "platform",
+            pl.when(pl.col("_i") % 100 == 0)
+            .then(pl.lit("Pixel 9"))
+            .otherwise(pl.col("model"))
+            .alias("model"),
+            "os_version",
+            pl.lit(accepted_at).alias("accepted_at"),
+            pl.lit("r-previous").alias("accepted_run_id"),
+            *(pl.lit(None).alias(name) for name in errors),
+        )
+        .cast(SNAPSHOT_SCHEMA)
+    )
+    snap.write_parquet(out)
+    return {"tokens": snap.height}
+
+
+def task_plan(csv: str, snapshot: str, keep: str | None = None) -> dict[str, Any]:
+    """read → normalize → dedupe → diff against a state snapshot: what `plan` does before its
+    report. With `keep`, the planned table is written there as Parquet (outside the timing)."""
+    import polars as pl
+
+    from pipeline.diff import diff, removed_tokens
     from pipeline.sync import prepare
 
     config = _sync_config(csv)
     start = time.perf_counter()
     frame, _ = prepare(config)
-    eligible = frame.filter(frame["outcome"].is_null()).height
-    return {"seconds": time.perf_counter() - start, "rows": frame.height, "eligible": eligible}
+    snap = pl.read_parquet(snapshot)  # what StateStore.snapshot() reads
+    frame = diff(frame, snap)
+    removed = removed_tokens(frame, snap).height
+    seconds = time.perf_counter() - start
+    counts = {str(k): v for k, v in frame.group_by("change").len().iter_rows() if k}
+    out = {"seconds": seconds, "rows": frame.height, "changes": counts, "removed": removed}
+    out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["table_mb"] = frame.estimated_size() / 1e6
+    if keep:
+        frame.write_parquet(keep)
+    return out
+
+
+def task_read_antijoin(csv: str, snapshot: str) -> dict[str, Any]:
+    """The bare baseline of a plan: read the file, hash token + payload, anti-join the state."""
+    import polars as pl
+
+    payload = ["customer_id", "platform", "model", "os_version"]
+    start = time.perf_counter()
+    frame = pl.read_csv(csv, infer_schema=False)
+    snap = pl.read_parquet(snapshot)
+    hashed = frame.select("device_token", pl.struct(payload).hash().alias("h"))
+    snap_h = snap.select("device_token", pl.struct(payload).hash().alias("h"))
+    to_send = hashed.join(snap_h, on=["device_token", "h"], how="anti")
+    return {"seconds": time.perf_counter() - start, "rows": frame.height, "to_send": to_send.height}
+
+
+def task_hold(table: str) -> dict[str, Any]:
+    """What polars itself needs to hold a table: read it back from Parquet in a fresh process."""
+    import polars as pl
+
+    start = time.perf_counter()
+    frame = pl.read_parquet(table)
+    return {"seconds": time.perf_counter() - start, "rows": frame.height}
 
 
 def task_diff(rows: int, repeat: int) -> dict[str, Any]:
@@ -105,7 +191,11 @@ def task_client(kind: str, csv: str, url: str, rows: int, concurrency: int) -> d
 
 TASKS = {
     "read": task_read,
+    "read_normalize": task_read_normalize,
+    "snapshot": task_snapshot,
     "plan": task_plan,
+    "read_antijoin": task_read_antijoin,
+    "hold": task_hold,
     "diff": task_diff,
     "record": task_record,
     "sync": task_sync,
@@ -116,7 +206,7 @@ TASKS = {
 def main(argv: list[str]) -> None:
     task, args = argv[0], json.loads(argv[1]) if len(argv) > 1 else {}
     out = TASKS[task](**args)
-    out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out.setdefault("maxrss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     out["cpu_s"] = time.process_time()
     print(MARKER + json.dumps(out), flush=True)
 

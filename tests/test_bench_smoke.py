@@ -11,7 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = (
     "generate CSV",
-    "plan: read + normalize + dedupe",
+    "read + normalize",
+    "plan: read + normalize + dedupe + diff",
+    "plan: peak memory",
     "diff against the state snapshot",
     "state record() per result",
     "first sync @ 0 ms",
@@ -38,6 +40,6 @@ def test_quick_bench_prints_the_table() -> None:
         assert any(name in row for row in rows), f"no row for {name!r}:\n{proc.stdout}"
     # the local steps do not depend on timing or on the optional bench extras
     for row in rows:
-        if row.startswith(("| plan", "| diff", "| state record")):
+        if row.startswith(("| read + normalize", "| plan", "| diff", "| state record")):
             assert "FAILED" not in row, row
     assert "Total runtime" in proc.stdout
