@@ -26,6 +26,49 @@ def index_of(col: str, distinct: pl.Series) -> pl.Expr:
     return pl.col(col).cast(enum, strict=False).to_physical().cast(pl.UInt32)
 
 
+_HASH_SEED = 0
+_MAX_SLOTS = 1 << 21  # largest hash -> index table tried (8 MB); beyond it, the Enum cast
+
+
+def value_index(values: pl.Series) -> tuple[pl.Expr, pl.Series]:
+    """(UInt32 index of each row's value in `distinct`, null for null rows; `distinct`): the
+    distinct non-null values of `values`, as an expression over the column `values.name`.
+
+    Speed: an Enum cast looks every row up in a string hash table (~20 ms per million rows, and
+    it ran once per expression that used the index); hashing the column costs ~2 ms, and
+    `hash % slots` into a small table ~3 ms. The table is exact, not probabilistic: every value
+    of the column is one of `distinct`, and `slots` is chosen so that no two distinct values
+    share a slot (checked here, on the few distinct values); when no such size is found, or two
+    distinct values share a 64-bit hash, the Enum cast is used instead.
+    """
+    distinct = values.unique().drop_nulls()
+    col = pl.col(values.name)
+    if distinct.is_empty():
+        return pl.lit(None, dtype=pl.UInt32), distinct
+    hashes = distinct.hash(_HASH_SEED)
+    slots = _collision_free_slots(hashes)
+    if slots is None:
+        return index_of(values.name, distinct), distinct
+    table = pl.Series([None] * slots, dtype=pl.UInt32)
+    table.scatter(hashes % slots, pl.int_range(len(distinct), dtype=pl.UInt32, eager=True))
+    idx = pl.lit(table).gather(col.hash(_HASH_SEED) % slots)
+    # a null row hashes like some value: mask it (only when the column has nulls)
+    return (pl.when(col.is_not_null()).then(idx) if values.null_count() else idx), distinct
+
+
+def _collision_free_slots(hashes: pl.Series) -> int | None:
+    """A table size under which `hashes` (distinct values' hashes) all land in different slots."""
+    n = len(hashes)
+    if hashes.n_unique() < n:
+        return None
+    # with m slots, n random hashes are collision-free with probability ~exp(-n^2 / 2m)
+    start = min(max(64, 2 * n * n), _MAX_SLOTS)
+    for slots in range(start, start + 64):
+        if (hashes % slots).n_unique() == n:
+            return slots
+    return None
+
+
 def take(table: pl.Series | list, idx: pl.Expr) -> pl.Expr:
     """table[idx] per row (null idx -> null)."""
     return pl.lit(pl.Series(table) if isinstance(table, list) else table).gather(idx)
@@ -36,18 +79,12 @@ def cleaned(values: pl.Series) -> pl.Expr:
 
     For columns with few distinct values (device models) this is cheaper than trimming every row.
     """
-    distinct = values.cast(pl.String).unique().drop_nulls()
+    idx, distinct = value_index(values.cast(pl.String))
     if distinct.is_empty():
         return pl.lit(None, dtype=pl.String)
     trimmed = distinct.str.strip_chars()
     out = trimmed.zip_with(trimmed != "", pl.Series([None], dtype=pl.String))
-    return take(out, index_of(values.name, distinct))
-
-
-def platform_codes(values: pl.Series) -> pl.Expr:
-    """Expr over `values.name`: UInt8 code (0 android, 1 ios, 2 web, 3 unsupported), null unknown."""
-    idx, table = platform_table(values)
-    return take(table["code"], idx)
+    return take(out, idx)
 
 
 def platform_table(values: pl.Series) -> tuple[pl.Expr, pl.DataFrame]:
@@ -57,7 +94,7 @@ def platform_table(values: pl.Series) -> tuple[pl.Expr, pl.DataFrame]:
     trimmed  the value without surrounding whitespace
     final    android / ios / web for those, else `trimmed` (what normalize leaves in `platform`)
     """
-    distinct = values.unique().drop_nulls()
+    idx, distinct = value_index(values)
     if distinct.is_empty():
         distinct = pl.Series([""], dtype=pl.String)  # no row matches it: every index is null
     codes = (
@@ -80,27 +117,32 @@ def platform_table(values: pl.Series) -> tuple[pl.Expr, pl.DataFrame]:
         .then(take(["android", "ios", "web", None], pl.col("code")))
         .otherwise(pl.col("trimmed"))
     )
-    return index_of(values.name, distinct), table
+    return idx, table
 
 
-def os_lookup(
-    os_values: pl.Series, plat_code: pl.Expr, api_kind: pl.Expr
-) -> tuple[pl.Expr, pl.Expr]:
-    """(normalized osVersion or null, invalid flag) for every row, from the distinct raw values.
+def os_key(idx: pl.Expr, plat_code: pl.Expr, api_kind: pl.Expr) -> pl.Expr:
+    """Row key into `os_table`'s table: (os value index, platform code, android column holds API
+    levels). An unknown platform (null code) shares the slot of an unsupported one: neither gets
+    an osVersion or an invalid flag. Null when the os value is null."""
+    code = plat_code.fill_null(UNSUPPORTED).cast(pl.UInt32)
+    api = (api_kind.fill_null(False) & (code == ANDROID)).cast(pl.UInt32)
+    return idx * _SLOTS + code * 2 + api
 
-    The key of a row is (index of its raw value, platform code, release/api).
+
+def os_table(os_values: pl.Series) -> tuple[pl.Expr, pl.DataFrame, pl.Series]:
+    """(index expr over `os_values.name`, table, trimmed): the distinct raw values classified once
+    for every platform, as a dense table indexed by `os_key`:
+
+    osn      normalized osVersion, or null when not understood
+    invalid  the value is neither understood nor blank
+    out      what normalize leaves in os_version: osn, else the trimmed raw value ("" -> null)
+    api      the platform is android and osn is set (android_version_kind becomes "api")
+
+    `trimmed` is the distinct raw values without surrounding whitespace, by value index.
     """
-    osn, invalid, _ = os_lookup_trimmed(os_values, plat_code, api_kind)
-    return osn, invalid
-
-
-def os_lookup_trimmed(
-    os_values: pl.Series, plat_code: pl.Expr, api_kind: pl.Expr
-) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-    """os_lookup, plus the raw value without surrounding whitespace (also per distinct value)."""
-    distinct = os_values.unique().drop_nulls()
+    idx, distinct = value_index(os_values)
     if distinct.is_empty():
-        return pl.lit(None, dtype=pl.String), pl.lit(False), pl.lit(None, dtype=pl.String)
+        distinct = pl.Series([""], dtype=pl.String)  # no row matches it: every index is null
     combos = pl.DataFrame(
         {
             "code": [ANDROID, ANDROID, IOS, WEB],
@@ -127,22 +169,21 @@ def os_lookup_trimmed(
             key=pl.col("i") * _SLOTS + pl.col("code") * 2 + pl.col("api").cast(pl.UInt32),
             osn=pl.col("osn"),
             invalid=pl.col("osn").is_null() & ~pl.col("blank"),
+            api=(pl.col("code") == ANDROID) & pl.col("osn").is_not_null(),
         )
     )
+    trimmed = distinct.str.strip_chars()
     # dense arrays indexed by key, so each row is one gather
     dense = (
         pl.DataFrame({"key": pl.int_range(len(distinct) * _SLOTS, dtype=pl.UInt32, eager=True)})
         .join(table, on="key", how="left", maintain_order="left")
-        .with_columns(pl.col("osn").cast(pl.String), pl.col("invalid").fill_null(False))
+        .with_columns(
+            pl.col("osn").cast(pl.String),
+            pl.col("invalid").fill_null(False),
+            pl.col("api").fill_null(False),
+            _t=take(trimmed, pl.col("key") // _SLOTS),
+        )
+        .with_columns(out=pl.coalesce("osn", pl.when(pl.col("_t") != "").then(pl.col("_t"))))
+        .drop("_t")
     )
-    idx = index_of(os_values.name, distinct)
-    key = (
-        idx * _SLOTS
-        + plat_code.cast(pl.UInt32) * 2
-        + (api_kind & (plat_code == ANDROID)).cast(pl.UInt32)
-    )
-    return (
-        take(dense["osn"], key),
-        take(dense["invalid"], key).fill_null(False),
-        take(distinct.str.strip_chars(), idx),
-    )
+    return idx, dense, trimmed
