@@ -66,6 +66,23 @@ def clean_token(col: pl.Expr) -> pl.Expr:
     return pl.when(t != "").then(t)
 
 
+def _plain(raw: pl.Expr) -> pl.Expr:
+    """No non-ASCII and none of _FAST_PATH_REJECTS anywhere in the token."""
+    plain = raw.str.len_chars() == raw.str.len_bytes()
+    for rejects in _FAST_PATH_REJECTS:
+        plain = plain & ~raw.str.contains_any(rejects)
+    return plain
+
+
+def fast_path(raw: pl.Expr) -> pl.Expr:
+    """The token has the FCM/GCM layout (a 22- or 11-character id then ":APA91b", or a bare
+    "APA91b..."), at least 100 bytes and is plain (see _plain): it is taken as it is."""
+    layout = (raw.str.slice(22, 7) == ":APA91b").fill_null(False)
+    layout = layout | (raw.str.slice(11, 7) == ":APA91b").fill_null(False)
+    layout = layout | raw.str.starts_with("APA91b").fill_null(False)
+    return (layout & (raw.str.len_bytes() >= 100) & _plain(raw)).fill_null(False)
+
+
 def token_stages(col: str = "device_token") -> list[list[pl.Expr]]:
     """Three stages of expressions that trim `col` in place and add the `_n` (bytes) and `_ok`
     (FCM alphabet) helper columns used by kind_code; normalize merges them with its own stages.
@@ -75,15 +92,7 @@ def token_stages(col: str = "device_token") -> list[list[pl.Expr]]:
     are trimmed and get the full alphabet regex.
     """
     raw = pl.col(col).cast(pl.String)
-    n_raw = raw.str.len_bytes()
-    # three checks over the whole column: cheaper than masking the rows the first one settles
-    layout = (raw.str.slice(22, 7) == ":APA91b").fill_null(False)
-    layout = layout | (raw.str.slice(11, 7) == ":APA91b").fill_null(False)
-    layout = layout | raw.str.starts_with("APA91b").fill_null(False)
-    plain = raw.str.len_chars() == n_raw
-    for rejects in _FAST_PATH_REJECTS:
-        plain = plain & ~raw.str.contains_any(rejects)
-    stage1 = [(layout & (n_raw >= 100) & plain).fill_null(False).alias("_fast")]
+    stage1 = [fast_path(raw).alias("_fast")]
     fast = pl.col("_fast")
     stage2 = [
         pl.when(fast).then(raw).otherwise(clean_token(_only(~fast, raw))).alias(col),
@@ -161,24 +170,33 @@ def with_token_kind(
 
 
 def token_first(col: str = "device_token") -> list[pl.Expr]:
-    """The per-row half of the classification, for normalize's first (parallel) stage: `_fast`
-    (see token_stages), `_tk` (the kind if the row is on the fast path: gcm or fcm) and `_odd`
-    (the row is not on the fast path, or too long: finish_tokens classifies it in full)."""
+    """The per-row half of the classification, for normalize's first (parallel) stage: `_tk`
+    (the kind if the row is on the fast path: gcm or fcm), `_odd` (the row may be off the
+    fast path, or is too long: finish_tokens classifies it in full) and `_maybe` (the row may
+    have the fast path's layout).
+
+    Speed: `_odd` is a stricter test than fast_path, and cheaper: one `find` of ":APA91b"
+    (~19 ms per million tokens) instead of two 7-character slices compared to it (~19 ms each).
+    The first ":APA91b" at byte 11 or 22 of a plain (ASCII) token is the layout fast_path wants;
+    a token with the layout and an earlier ":APA91b" too fails this test, and finish_tokens
+    applies fast_path itself to the rows that fail it, so the result is the same.
+    """
     raw = pl.col(col).cast(pl.String)
-    (fast,) = token_stages(col)[0]
+    n = raw.str.len_bytes()
+    gcm = raw.str.starts_with("APA91b")
+    at = raw.str.find(":APA91b", literal=True)
+    surely_fast = (at.is_in([11, 22]) | gcm) & (n >= 100) & (n <= MAX_TOKEN_LEN) & _plain(raw)
     return [
-        fast,
-        pl.when(raw.str.starts_with("APA91b"))
-        .then(_code("gcm"))
-        .otherwise(_code("fcm"))
-        .alias("_tk"),
-        (~fast | (raw.str.len_bytes() > MAX_TOKEN_LEN)).fill_null(True).alias("_odd"),
+        pl.when(gcm).then(_code("gcm")).otherwise(_code("fcm")).alias("_tk"),
+        (~surely_fast.fill_null(False)).alias("_odd"),
+        # only these can have the layout: no ":APA91b" up to byte 22 means none at 11 or 22
+        ((at <= 22) | gcm).fill_null(False).alias("_maybe"),
     ]
 
 
 def finish_tokens(frame: pl.DataFrame, col: str = "device_token") -> pl.DataFrame:
     """`frame` (with the columns of token_first) with `col` trimmed and `_tk` the final kind code,
-    the same as token_stages + kind_code; drops `_fast` and `_odd`.
+    the same as token_stages + kind_code; drops `_odd` and `_maybe`.
 
     Rows on the FCM/GCM fast path (see token_stages) no longer than MAX_TOKEN_LEN can only be
     `gcm` or `fcm`, which token_first already told apart by their prefix; they are kept as they
@@ -188,7 +206,10 @@ def finish_tokens(frame: pl.DataFrame, col: str = "device_token") -> pl.DataFram
     """
     idx = frame["_odd"].arg_true()
     if len(idx):
-        sub = frame.select(pl.col(col).cast(pl.String), "_fast")[idx]
+        sub = frame.select(pl.col(col).cast(pl.String), "_maybe")[idx]
+        # in a real export hardly any odd row has the layout: fast_path only runs when one does
+        maybe = sub["_maybe"].any()
+        sub = sub.with_columns((fast_path(pl.col(col)) if maybe else pl.lit(False)).alias("_fast"))
         # token_stages' second and third stages, without the masking: few rows here are fast
         raw, fast = pl.col(col), pl.col("_fast")
         # lazily, so the streaming engine splits the rows over the cores
@@ -207,4 +228,4 @@ def finish_tokens(frame: pl.DataFrame, col: str = "device_token") -> pl.DataFram
             frame[col].cast(pl.String).clone().scatter(idx, sub[col]),
             frame["_tk"].clone().scatter(idx, sub["_tk"]),
         )
-    return frame.drop("_fast", "_odd")
+    return frame.drop("_odd", "_maybe")
