@@ -34,6 +34,7 @@ from pipeline.normalize.lookups import (
     CODE_TO_PLATFORM,
     UNSUPPORTED,
     cleaned,
+    distinct_values,
     os_key,
     os_table,
     platform_table,
@@ -89,10 +90,10 @@ class NormalizeOptions:
     now: datetime | None = None  # the reference time for staleness (tests pin it)
 
 
-def _opted_in(values: pl.Series) -> pl.Expr:
+def _opted_in(values: pl.Series, distinct: pl.Series) -> pl.Expr:
     """Expr over the String column `values.name`: True / False / null (unknown), per distinct value
     (a flag column has a handful; trimming and lower-casing every row cost ~30 ms per million)."""
-    idx, distinct = value_index(values)
+    idx, distinct = value_index(values, distinct)
     if distinct.is_empty():
         return pl.lit(None, dtype=pl.Boolean)
     v = pl.col("v").str.strip_chars().str.to_lowercase()
@@ -136,17 +137,13 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
         now = now.replace(tzinfo=UTC)
 
     # low-cardinality columns are classified once per distinct value (see lookups.py)
-    frame = frame.with_columns(
-        pl.col("platform").cast(pl.String),
-        pl.col("os_version").cast(pl.String),
-        pl.col("model").cast(pl.String),
-        *([] if schema["opted_in"] == pl.Boolean else [pl.col("opted_in").cast(pl.String)]),
-    )
-    opted_in = (
-        pl.col("opted_in") if schema["opted_in"] == pl.Boolean else _opted_in(frame["opted_in"])
-    )
-    plat_idx, plat_table = platform_table(frame["platform"])
-    os_idx, os_dense, os_trimmed = os_table(frame["os_version"])
+    flag = schema["opted_in"] == pl.Boolean
+    low = ["platform", "os_version", "model", *([] if flag else ["opted_in"])]
+    frame = frame.with_columns(pl.col(c).cast(pl.String) for c in low)
+    distinct = distinct_values(frame, low)
+    opted_in = pl.col("opted_in") if flag else _opted_in(frame["opted_in"], distinct["opted_in"])
+    plat_idx, plat_table = platform_table(frame["platform"], distinct["platform"])
+    os_idx, os_dense, os_trimmed = os_table(frame["os_version"], distinct["os_version"])
     cust_raw = frame["customer_id"].cast(pl.String)
     # stripping never lengthens a value: when no raw id is that long, no row needs len_chars
     may_be_long = (cust_raw.str.len_bytes().max() or 0) > MAX_CUSTOMER_ID_LEN
@@ -161,7 +158,7 @@ def normalize_lazy(frame: pl.DataFrame, options: NormalizeOptions | None = None)
         frame.lazy()
         .with_columns(
             pl.col("customer_id").cast(pl.String).str.strip_chars().alias("customer_id"),
-            cleaned(frame["model"]).alias("model"),
+            cleaned(frame["model"], distinct["model"]).alias("model"),
             opted_in.alias("opted_in"),
             plat_idx.alias("_pi"),
             os_idx.alias("_oi"),
