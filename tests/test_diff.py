@@ -297,3 +297,33 @@ def test_diff_properties(
         else:
             same = state[token] == (r["model"], r["os_version"])
             assert r["change"] == ("unchanged" if same else "changed")
+
+
+def test_state_rows_by_hash_equal_the_string_join_and_catch_collisions(monkeypatch) -> None:
+    import pipeline.diff as diff_module
+
+    tokens = pl.Series("device_token", [f"tok{i % 37}" if i % 5 else None for i in range(200)])
+    known = pl.Series("device_token", [f"tok{i}" for i in range(0, 60, 2)])
+    frame = tokens.to_frame()
+    snap = known.to_frame()
+    monkeypatch.setattr(diff_module, "_SLICE_ROWS", 7)  # several slices
+    by_hash = diff_module._state_rows(frame, snap)
+    by_string = diff_module._state_rows_by_string(tokens, known)
+    assert by_hash.to_list() == by_string.to_list()
+    # a candidate whose token differs (what a hash collision gives) is not a match
+    out = diff_module._confirmed(
+        pl.Series(["a", "b", None]), pl.Series(["a", "x"]), pl.Series([0, 1, 1], dtype=pl.UInt32)
+    )
+    assert out.to_list() == [0, None, None]
+
+
+def test_snapshot_hashes_shared_by_two_tokens_fall_back_to_the_string_join(monkeypatch) -> None:
+    import pipeline.diff as diff_module
+
+    monkeypatch.setattr(
+        pl.Series, "is_duplicated", lambda self: pl.repeat(True, self.len(), eager=True)
+    )
+    frame = work_frame([{"device_token": "a"}, {"device_token": "b"}])
+    out = diff(frame, snapshot([{"device_token": "b"}]))
+    assert changes(out) == {"a": "new", "b": "unchanged"}
+    assert diff_module._SI not in out.columns
