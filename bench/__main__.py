@@ -126,9 +126,12 @@ def run(sizes: Sizes, only: set[str], log: Callable[[str], None]) -> list[Row]:
         )
         log(f"plan {rows_label(n)}")
     for n in sizes.memory if "memory" in only else []:
-        out["memory"] += guarded(
-            "plan: peak memory", rows_label(n), lambda n=n: [data.memory(csv(n), state(n), n)]
-        )
+        for with_state in (False, True):
+            out["memory"] += guarded(
+                "plan: peak memory",
+                rows_label(n),
+                lambda n=n, s=with_state: [data.memory(csv(n), state(n) if s else None, n)],
+            )
         log(f"plan memory {rows_label(n)}")
     for n in sizes.diff if "diff" in only else []:
         out["diff"] += guarded("diff", rows_label(n), lambda n=n: [data.diff(n, sizes.repeat)])

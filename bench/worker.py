@@ -86,18 +86,21 @@ def task_snapshot(csv: str, out: str) -> dict[str, Any]:
     return {"tokens": snap.height}
 
 
-def task_plan(csv: str, snapshot: str, keep: str | None = None) -> dict[str, Any]:
-    """read → normalize → dedupe → diff against a state snapshot: what `plan` does before its
-    report. With `keep`, the planned table is written there as Parquet (outside the timing)."""
+def task_plan(csv: str, snapshot: str | None, keep: str | None = None) -> dict[str, Any]:
+    """read → normalize → dedupe → diff against a state snapshot (None: an empty state, the
+    first run of a backfill): what `plan` does before its report. With `keep`, the planned
+    table is written there as Parquet (outside the timing)."""
     import polars as pl
 
     from pipeline.diff import diff, removed_tokens
+    from pipeline.state import SNAPSHOT_SCHEMA
     from pipeline.sync import prepare
 
     config = _sync_config(csv)
     start = time.perf_counter()
     frame, _ = prepare(config)
-    snap = pl.read_parquet(snapshot)  # what StateStore.snapshot() reads
+    # what StateStore.snapshot() reads
+    snap = pl.read_parquet(snapshot) if snapshot else pl.DataFrame(schema=SNAPSHOT_SCHEMA)
     frame = diff(frame, snap)
     removed = removed_tokens(frame, snap).height
     seconds = time.perf_counter() - start
@@ -124,13 +127,13 @@ def task_read_antijoin(csv: str, snapshot: str) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start, "rows": frame.height, "to_send": to_send.height}
 
 
-def task_hold(table: str) -> dict[str, Any]:
-    """What polars itself needs to hold a table: read it back from Parquet in a fresh process."""
+def task_hold(tables: list[str]) -> dict[str, Any]:
+    """What polars itself needs to hold tables: read them back from Parquet in a fresh process."""
     import polars as pl
 
     start = time.perf_counter()
-    frame = pl.read_parquet(table)
-    return {"seconds": time.perf_counter() - start, "rows": frame.height}
+    frames = [pl.read_parquet(table) for table in tables]
+    return {"seconds": time.perf_counter() - start, "rows": sum(f.height for f in frames)}
 
 
 def task_diff(rows: int, repeat: int) -> dict[str, Any]:
