@@ -21,41 +21,40 @@ _S = "_state_"  # prefix of snapshot columns inside the queries here
 _ELIGIBLE = "_eligible"
 _SI = "_si"  # row of the token in the snapshot
 _SLICE_ROWS = 1_000_000
+# Below this many rows (both sides) the plain string join is faster (1M + 1M: 128 ms vs 240 ms);
+# above it the hash join wins on both time and memory (see _state_rows).
+_HASH_JOIN_MIN_ROWS = 4_000_000
 REMOVED_COLUMNS = (
     "device_token", *PAYLOAD_COLUMNS, "accepted_at", "accepted_run_id", "last_error_reason",
     "last_error_at",
 )  # fmt: skip
 
 
-class _StateView:
-    """Expressions over a frame carrying `_si` (see _state_rows): its snapshot row's values."""
+_STATE_COLUMNS = (*PAYLOAD_COLUMNS, "accepted_at", "last_error_at", "last_error_reason")
 
-    def __init__(self, snapshot: pl.DataFrame) -> None:
-        self.snapshot = snapshot
 
-    def col(self, name: str) -> pl.Expr:
-        return pl.lit(self.snapshot[name]).gather(pl.col(_SI)).alias(_S + name)
+def _with_state(rows: pl.DataFrame, snapshot: pl.DataFrame, si: pl.Series) -> pl.DataFrame:
+    """`rows` plus the snapshot values of each row's token (`_state_<column>`; null: unknown),
+    `si` being the rows' snapshot indices from _state_rows."""
+    state = snapshot.select(pl.col(c).gather(si).alias(_S + c) for c in _STATE_COLUMNS)
+    return rows.hstack(state.get_columns())
 
-    def known(self) -> pl.Expr:
-        return self.col("accepted_at").is_not_null()  # a token that only ever failed is new
 
-    def same_customer(self) -> pl.Expr:
-        return pl.col("customer_id").cast(pl.String).eq_missing(self.col("customer_id"))
+def _state(col: str) -> pl.Expr:
+    return pl.col(_S + col)
 
-    def same_info(self) -> pl.Expr:
-        return pl.all_horizontal(
-            pl.col(c).cast(pl.String).eq_missing(self.col(c))
-            for c in PAYLOAD_COLUMNS
-            if c != "customer_id"
-        )
 
-    def failed_since(self) -> pl.Expr:
-        # A failure recorded at or after the last accept: Masivo may hold something else now (a
-        # timeout can still have been applied), so the row is sent again even if it looks the same.
-        accepted_at, last_error_at = self.col("accepted_at"), self.col("last_error_at")
-        return last_error_at.is_not_null() & (
-            accepted_at.is_null() | (last_error_at >= accepted_at)
-        )
+# Expressions over a frame from _with_state.
+_KNOWN = _state("accepted_at").is_not_null()  # a token that only ever failed is still new
+_SAME_CUSTOMER = pl.col("customer_id").cast(pl.String).eq_missing(_state("customer_id"))
+_SAME_INFO = pl.all_horizontal(
+    pl.col(c).cast(pl.String).eq_missing(_state(c)) for c in PAYLOAD_COLUMNS if c != "customer_id"
+)
+# A failure recorded at or after the last accept: Masivo may hold something else now (a timeout
+# can still have been applied), so the row is sent again even if the payload looks the same.
+_FAILED_SINCE = _state("last_error_at").is_not_null() & (
+    _state("accepted_at").is_null() | (_state("last_error_at") >= _state("accepted_at"))
+)
 
 
 def _state_rows(frame: pl.DataFrame, snapshot: pl.DataFrame) -> pl.Series:
@@ -65,18 +64,21 @@ def _state_rows(frame: pl.DataFrame, snapshot: pl.DataFrame) -> pl.Series:
     itself, slice by slice: the snapshot holds each token once, so when the snapshot's hashes
     are distinct a row's only candidate is the one with its hash, and a match whose token
     differs (a collision) means the token is not in the state. Joining 10M 160-byte tokens as
-    strings took 5.7 s and +1.9 GB; this 2.3 s + 0.6 s and +0.7 GB (bench file, 2 cores). The
-    payload columns are gathered later, one slice at a time, never as a joined copy.
+    strings took 5.7 s and +1.9 GB; this 2.3 s + 0.6 s and +0.7 GB (bench file, 2 cores).
+    Small runs use the string join, which is faster there. The payload columns are gathered
+    later, one slice at a time, never as a joined copy.
     """
     if snapshot.is_empty():  # a first run: nothing to look up
         return pl.repeat(None, frame.height, dtype=pl.UInt32, eager=True).alias(_SI)
     tokens = frame.get_column("device_token").cast(pl.String)
     known = snapshot.get_column("device_token")
+    if frame.height + snapshot.height < _HASH_JOIN_MIN_ROWS:
+        return _state_rows_by_string(tokens, known)
     state = snapshot.select(
         pl.col("device_token").hash().alias("_h"),
         pl.int_range(pl.len(), dtype=pl.UInt32).alias(_SI),
     )
-    if state.get_column("_h").is_duplicated().any():
+    if _any_shared(state.get_column("_h")):  # two state tokens share a hash
         return _state_rows_by_string(tokens, known)
     rows = tokens.hash().alias("_h").to_frame()
     candidates = rows.join(state, on="_h", how="left", maintain_order="left").get_column(_SI)
@@ -87,6 +89,11 @@ def _state_rows(frame: pl.DataFrame, snapshot: pl.DataFrame) -> pl.Series:
         for start in range(0, frame.height, _SLICE_ROWS)
     ]
     return pl.concat(checked) if checked else candidates
+
+
+def _any_shared(hashes: pl.Series) -> bool:
+    ordered = hashes.sort()  # a radix sort: cheaper than is_duplicated's hash table
+    return bool((ordered == ordered.shift(1)).any())
 
 
 def _confirmed(tokens: pl.Series, known: pl.Series, candidates: pl.Series) -> pl.Series:
@@ -114,13 +121,12 @@ def diff(frame: pl.DataFrame, snapshot: pl.DataFrame, *, full_resync: bool = Fal
     at most one eligible row holds a given token. Decided rows pass through untouched (change
     null). Row order and count are preserved. With full_resync nothing is unchanged.
     """
-    state = _StateView(snapshot)
-    resend = pl.lit(True) if full_resync else ~(state.same_customer() & state.same_info())
-    resend = resend | state.failed_since()
+    resend = pl.lit(True) if full_resync else ~(_SAME_CUSTOMER & _SAME_INFO)
+    resend = resend | _FAILED_SINCE
     change_of = (
         pl.when(~pl.col(_ELIGIBLE))
         .then(pl.lit(None, pl.String))
-        .when(~state.known())
+        .when(~_KNOWN)
         .then(pl.lit("new"))
         .when(resend)
         .then(pl.lit("changed"))
@@ -129,11 +135,14 @@ def diff(frame: pl.DataFrame, snapshot: pl.DataFrame, *, full_resync: bool = Fal
     )
     rows = frame.select(
         pl.col("outcome").is_null().alias(_ELIGIBLE), "customer_id", *PAYLOAD_COLUMNS[1:]
-    ).with_columns(_state_rows(frame, snapshot))
+    )
+    si = _state_rows(frame, snapshot)
     # slice by slice: the gathered snapshot values of one slice at a time, not of every row
     change = pl.concat(
         [
-            rows.slice(start, _SLICE_ROWS).select(change_of).to_series()
+            _with_state(
+                rows.slice(start, _SLICE_ROWS), snapshot, si.slice(start, _SLICE_ROWS)
+            ).select(change_of)["change"]
             for start in range(0, max(rows.height, 1), _SLICE_ROWS)
         ]
     )
@@ -183,27 +192,26 @@ def reconcile(frame: pl.DataFrame, snapshot: pl.DataFrame) -> pl.DataFrame:
     """
     sendable = pl.col("outcome").is_null() | (pl.col("reason") == "unchanged")
     rows = frame.filter(sendable).select("row_id", "device_token", *PAYLOAD_COLUMNS)
-    state = _StateView(snapshot)
     status = (
-        pl.when(state.failed_since())
+        pl.when(_FAILED_SINCE)
         .then(pl.lit("failed_last_time"))
-        .when(~state.known())
+        .when(~_KNOWN)
         .then(pl.lit("pending_new"))
-        .when(~state.same_customer())
+        .when(~_SAME_CUSTOMER)
         .then(pl.lit("moved_customer"))
-        .when(~state.same_info())
+        .when(~_SAME_INFO)
         .then(pl.lit("pending_changed"))
         .otherwise(pl.lit("in_sync"))
     )
-    present = rows.with_columns(_state_rows(rows, snapshot)).select(
+    present = _with_state(rows, snapshot, _state_rows(rows, snapshot)).select(
         pl.col("row_id").cast(pl.Int64),
         pl.col("device_token").cast(pl.String),
         status.alias("status"),
         pl.col("customer_id").cast(pl.String),
-        state.col("customer_id").alias("state_customer_id"),
-        state.col("last_error_reason").alias("last_error_reason"),
-        state.col("last_error_at").alias("last_error_at"),
-        state.col("accepted_at").alias("accepted_at"),
+        _state("customer_id").alias("state_customer_id"),
+        _state("last_error_reason").alias("last_error_reason"),
+        _state("last_error_at").alias("last_error_at"),
+        _state("accepted_at").alias("accepted_at"),
     )
     removed = removed_tokens(frame, snapshot).select(
         pl.lit(None, pl.Int64).alias("row_id"),

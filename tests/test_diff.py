@@ -307,6 +307,7 @@ def test_state_rows_by_hash_equal_the_string_join_and_catch_collisions(monkeypat
     frame = tokens.to_frame()
     snap = known.to_frame()
     monkeypatch.setattr(diff_module, "_SLICE_ROWS", 7)  # several slices
+    monkeypatch.setattr(diff_module, "_HASH_JOIN_MIN_ROWS", 0)  # the path of big runs
     by_hash = diff_module._state_rows(frame, snap)
     by_string = diff_module._state_rows_by_string(tokens, known)
     assert by_hash.to_list() == by_string.to_list()
@@ -320,10 +321,16 @@ def test_state_rows_by_hash_equal_the_string_join_and_catch_collisions(monkeypat
 def test_snapshot_hashes_shared_by_two_tokens_fall_back_to_the_string_join(monkeypatch) -> None:
     import pipeline.diff as diff_module
 
+    monkeypatch.setattr(diff_module, "_HASH_JOIN_MIN_ROWS", 0)
+    monkeypatch.setattr(diff_module, "_any_shared", lambda hashes: True)
+    by_string = diff_module._state_rows_by_string
+    calls = []
     monkeypatch.setattr(
-        pl.Series, "is_duplicated", lambda self: pl.repeat(True, self.len(), eager=True)
+        diff_module,
+        "_state_rows_by_string",
+        lambda *args: calls.append(1) or by_string(*args),
     )
     frame = work_frame([{"device_token": "a"}, {"device_token": "b"}])
     out = diff(frame, snapshot([{"device_token": "b"}]))
     assert changes(out) == {"a": "new", "b": "unchanged"}
-    assert diff_module._SI not in out.columns
+    assert calls and diff_module._SI not in out.columns
