@@ -159,12 +159,15 @@ def results_table(frame: pl.DataFrame, *, unmask_tokens: bool = False) -> pl.Dat
             exprs.append(pl.lit(None, dtype).alias(name))
     if unmask_tokens:
         exprs.insert(RESULT_COLUMNS.index("device_token_masked") + 1, pl.col("device_token"))
-    return frame.sort("row_id").select(exprs)
+    table = frame.select(exprs)
+    # rows keep their input order through every stage; sorting 10M rows copies every column
+    return table if frame["row_id"].is_sorted() else table.sort(frame["row_id"])
 
 
-def spreadsheet_safe(table: pl.DataFrame) -> pl.DataFrame:
-    """Neutralise cells a spreadsheet would run as a formula."""
-    text_columns = [name for name, dtype in table.schema.items() if dtype == pl.String]
+def spreadsheet_safe(table: pl.LazyFrame) -> pl.LazyFrame:
+    """Neutralise cells a spreadsheet would run as a formula (lazily: the CSV writer streams it,
+    so a 10M-row report is not copied whole first)."""
+    text_columns = [name for name, dtype in table.collect_schema().items() if dtype == pl.String]
     return table.with_columns(
         pl.when(pl.col(name).str.contains(_FORMULA_TRIGGERS))
         .then(pl.concat_str(pl.lit("'"), pl.col(name)))
@@ -235,7 +238,7 @@ def write_report(
             directory.mkdir(mode=0o700, exist_ok=True)
     table = results_table(frame, unmask_tokens=unmask_tokens)
     _atomic_write(report_dir / "results.parquet", lambda p: table.write_parquet(p))
-    _atomic_write(report_dir / "results.csv", lambda p: spreadsheet_safe(table).write_csv(p))
+    _atomic_write(report_dir / "results.csv", lambda p: spreadsheet_safe(table.lazy()).sink_csv(p))
     body = json.dumps(summary.as_dict(), indent=2, ensure_ascii=False) + "\n"
     _atomic_write(report_dir / "summary.json", lambda p: p.write_text(body, encoding="utf-8"))
     from pipeline.report_html import write_html  # here: report_html imports this module
@@ -261,7 +264,9 @@ def write_reconcile(
     if not unmask_tokens:
         table = table.drop("device_token")
     _atomic_write(report_dir / "reconcile.parquet", lambda p: table.write_parquet(p))
-    _atomic_write(report_dir / "reconcile.csv", lambda p: spreadsheet_safe(table).write_csv(p))
+    _atomic_write(
+        report_dir / "reconcile.csv", lambda p: spreadsheet_safe(table.lazy()).sink_csv(p)
+    )
 
 
 def _atomic_write(path: Path, write: Any) -> None:

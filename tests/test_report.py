@@ -122,3 +122,11 @@ def test_unmask_tokens_adds_the_full_token(tmp_path: Path) -> None:
     frame = report.mark_undecided(work_frame(), "dry_run")
     table = report.results_table(frame, unmask_tokens=True)
     assert table["device_token"][0].startswith("fcmtoken:")
+
+
+def test_results_table_is_in_input_order_whatever_order_the_frame_is_in() -> None:
+    frame = report.mark_undecided(work_frame(), "dry_run")
+    shuffled = frame[[2, 0, 3, 1]]  # e.g. after a join that does not keep the left order
+    table = report.results_table(shuffled)
+    assert table["source_row"].to_list() == [1, 2, 3, 4]
+    assert table.equals(report.results_table(frame))
