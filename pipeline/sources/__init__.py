@@ -372,6 +372,7 @@ def _located_error(src: _Source, exc: Exception, options: SourceOptions) -> Inpu
 
 
 _LAST_COLUMN = "__last_column_parsed"
+_OVERSIZE = "__value_over_field_limit"
 _DUPLICATED = re.compile(r"^(.*)_duplicated_\d+$")
 
 
@@ -443,6 +444,12 @@ def _table_query(
         *_canonical_exprs(profile, schema, kind),
         *check,
     )
+    # computed while the streaming engine parses, so a batch needs no extra pass for it
+    checked = [c for c in (*CANONICAL, "platform_raw") if c in lf.collect_schema()]
+    oversize = pl.any_horizontal(
+        pl.col(c).str.len_bytes() > options.max_field_bytes for c in checked
+    )
+    lf = lf.with_columns(oversize.fill_null(False).alias(_OVERSIZE))
     return lf, profile, detected
 
 
@@ -476,15 +483,17 @@ def _read_table(
     in its raw form (the streaming engine reads the next batch meanwhile)."""
     path = src.path
     lf, profile, detected = _table_query(src, options, mapping)
+    lf = lf.with_row_index("row_id", offset=read.first_row_id).with_columns(
+        pl.col("row_id").cast(pl.Int64)
+    )
     parts: list[pl.DataFrame] = []
     rows = 0
-    for raw in _batches(lf, read.batch_rows):
-        raw = raw.drop(_LAST_COLUMN, strict=False)
-        _check_field_sizes(path, raw, options.max_field_bytes)
-        first = read.first_row_id + rows
-        batch = raw.with_columns(
-            pl.int_range(first, first + raw.height, dtype=pl.Int64).alias("row_id")
-        ).select(WORK_COLUMNS)
+    # the last-column check is kept in the projection so that polars parses (and checks) it
+    checks = [c for c in (_OVERSIZE, _LAST_COLUMN) if c in lf.collect_schema()]
+    for raw in _batches(lf.select(*WORK_COLUMNS, *checks), read.batch_rows):
+        if raw[_OVERSIZE].any():
+            _check_field_sizes(path, raw, options.max_field_bytes)
+        batch = raw.select(WORK_COLUMNS)
         del raw
         rows += batch.height
         try:
