@@ -62,10 +62,11 @@ def _losers(frame: pl.DataFrame) -> pl.DataFrame:
     shared = ordered.filter(ordered == ordered.shift(1)).unique()
     if shared.is_empty():
         return pl.DataFrame(schema={"_pos": pl.UInt32, "_wname": pl.String})
-    candidates = frame.lazy().with_row_index("_pos").filter(pl.lit(hashed).is_in(shared.implode()))
-    rows = candidates.select(
-        "_pos", "row_id", "device_token", "activity_at", "source_file", "source_row"
-    )
+    # gathered by position, column by column: a filter of the frame would first align the
+    # chunks of its columns (normalize leaves them chunked differently), copying every row
+    pos = hashed.is_in(shared.implode()).arg_true().alias("_pos")
+    cols = ["row_id", "device_token", "activity_at", "source_file", "source_row"]
+    rows = frame.select(pl.col(cols).gather(pos)).with_columns(pos).lazy()
     winners = (
         # nulls first, so the last row of each token has the latest activity, then the highest row_id
         rows.sort(["activity_at", "row_id"], nulls_last=False)
