@@ -244,7 +244,7 @@ def write_report(
     from pipeline.report_html import write_html  # here: report_html imports this module
 
     try:
-        write_html(report_dir)
+        write_html(report_dir, table)
     except Exception as exc:  # the HTML is a view of the files above; never lose a run over it
         log.warning("report.html could not be written: %s: %s", type(exc).__name__, exc)
     return report_dir

@@ -185,6 +185,21 @@ def test_unknown_reason_and_null_outcome_do_not_break_the_page() -> None:
     assert "results.parquet holds" in page  # summary and table disagree: say so
 
 
+def test_the_page_a_run_writes_equals_a_render_from_its_files(tmp_path: Path) -> None:
+    # write_report hands write_html the table it holds (no second copy of a big table); the
+    # page must be the one `masivo-sync report RUN` renders from the files
+    run_sync(
+        SyncConfig(inputs=(SAMPLE,), mode="validate", report_dir=tmp_path / "v",
+                   state_dir=tmp_path / "s", handle_signals=False)
+    )  # fmt: skip
+    written = (tmp_path / "v" / "report.html").read_text(encoding="utf-8")
+    write_html(tmp_path / "v")
+    rendered = (tmp_path / "v" / "report.html").read_text(encoding="utf-8")
+    stamp = re.compile(r"Generated \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC")
+    assert stamp.search(written)
+    assert stamp.sub("", written) == stamp.sub("", rendered)
+
+
 def test_validate_run_renders_without_send_data(tmp_path: Path) -> None:
     result = run_sync(
         SyncConfig(inputs=(SAMPLE,), mode="validate", report_dir=tmp_path / "v",

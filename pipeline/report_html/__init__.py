@@ -38,15 +38,18 @@ def render_html(table: pl.DataFrame, summary: Mapping[str, Any]) -> str:
     return page.document(summary, data.prepare(table))
 
 
-def write_html(report_dir: Path) -> Path:
+def write_html(report_dir: Path, table: pl.DataFrame | None = None) -> Path:
     """Render report_dir/report.html from its summary.json and results.parquet; return its path.
 
+    `table`: the results table the caller has just written to results.parquet, if it still holds
+    it (a sync does): reading the file back would hold a second copy of a 10M-row table.
     Written to a private temporary file and renamed, so a browser or a concurrent re-render
     never sees half a page.
     """
     report_dir = Path(report_dir)
     summary = json.loads((report_dir / "summary.json").read_text(encoding="utf-8"))
-    table = pl.read_parquet(report_dir / "results.parquet")
+    if table is None:
+        table = pl.read_parquet(report_dir / "results.parquet")
     body = render_html(table, summary).encode("utf-8")
     target = report_dir / REPORT_FILE
     # mkstemp: unique name (two renders may race) and mode 0600 (the page holds customer ids).
