@@ -43,14 +43,25 @@ def snapshot(path: Path, n: int) -> Path:
     return out
 
 
+def _interleaved(repeat: int, ours: str, base: str, **args: object) -> tuple[list[dict], ...]:
+    """Results of `repeat` runs of task `ours` and of its baseline task, alternating (so drifting
+    load hits both alike), each in a fresh process with the same arguments."""
+    got: tuple[list[dict], list[dict]] = ([], [])
+    for _ in range(repeat):
+        for out, task in zip(got, (ours, base), strict=True):
+            out.append(run_child(task, **args))
+    return got
+
+
+def _peaks(ours: list[dict], base: list[dict]) -> str:
+    return f"{fmt_mb(max(r['maxrss_mb'] for r in ours))} vs {fmt_mb(max(r['maxrss_mb'] for r in base))}"
+
+
 def read_normalize(path: Path, n: int, repeat: int) -> Row:
     """read + normalize (load_sources with normalize per batch) vs a bare pl.read_csv."""
     name = "read + normalize"
     try:
-        ours, base = [], []
-        for _ in range(repeat):  # interleaved, each step in a fresh process
-            ours.append(run_child("read_normalize", csv=str(path)))
-            base.append(run_child("read", csv=str(path)))
+        ours, base = _interleaved(repeat, "read_normalize", "read", csv=str(path))
     except StepFailed as exc:
         return Row.failed(name, rows_label(n), str(exc))
     t_ours, t_base = median(r["seconds"] for r in ours), median(r["seconds"] for r in base)
@@ -62,8 +73,7 @@ def read_normalize(path: Path, n: int, repeat: int) -> Row:
         baseline="`pl.read_csv(infer_schema=False)`",
         baseline_median=fmt_s(t_base),
         ratio=ratio_text(t_ours, t_base, "bare polars read"),
-        rss=f"{fmt_mb(max(r['maxrss_mb'] for r in ours))} vs "
-        f"{fmt_mb(max(r['maxrss_mb'] for r in base))}",
+        rss=_peaks(ours, base),
         target=verdict(ratio <= READ_NORMALIZE_TARGET, f"≤ {READ_NORMALIZE_TARGET:g}×"),
         notes="every value checked and classified; one process per step",
     )
@@ -74,10 +84,9 @@ def plan(path: Path, state: Path, n: int, repeat: int) -> Row:
     state) vs a bare read + hash + anti-join against the same state."""
     name = "plan: read + normalize + dedupe + diff"
     try:
-        ours, base = [], []
-        for _ in range(repeat):
-            ours.append(run_child("plan", csv=str(path), snapshot=str(state)))
-            base.append(run_child("read_antijoin", csv=str(path), snapshot=str(state)))
+        ours, base = _interleaved(
+            repeat, "plan", "read_antijoin", csv=str(path), snapshot=str(state)
+        )
     except StepFailed as exc:
         return Row.failed(name, rows_label(n), str(exc))
     t_ours, t_base = median(r["seconds"] for r in ours), median(r["seconds"] for r in base)
@@ -89,8 +98,7 @@ def plan(path: Path, state: Path, n: int, repeat: int) -> Row:
         baseline="`pl.read_csv` + hash of token and payload + anti-join on the state",
         baseline_median=fmt_s(t_base),
         ratio=ratio_text(t_ours, t_base, "bare read + anti-join"),
-        rss=f"{fmt_mb(max(r['maxrss_mb'] for r in ours))} vs "
-        f"{fmt_mb(max(r['maxrss_mb'] for r in base))}",
+        rss=_peaks(ours, base),
         notes=f"vs a state of the last run; diff says {changes}; the baseline reads raw values, "
         "so it cannot tell what changed",
     )
