@@ -1,7 +1,8 @@
 """Input files -> one work frame of strings (see docs/architecture.md, "The work frame").
 
 `load_sources` expands directories and globs, picks a vendor profile per file (or the one asked
-for), reads each file lazily and maps its columns to the canonical ones. Values are not cleaned
+for), reads each file with polars' streaming engine in batches, maps its columns to the canonical
+ones and hands each batch to an optional transform (prepare passes normalize). Values are not cleaned
 here (that is `pipeline.normalize`); only vendor *codes* are translated (OneSignal device_type 1 ->
 "android") because they mean nothing outside their profile.
 
