@@ -40,10 +40,6 @@ _IOS = r"^(?:ios|iphone\s*os|ipad\s*os|ipados|cpu\s*(?:iphone\s*)?os|os)?\s*v?(\
 _WEB = r"^(?:[a-z][a-z ]*[ /])?v?(\d{1,4}(?:\.\d{1,6}){0,3})$"
 
 
-def _int_str(e: pl.Expr) -> pl.Expr:
-    return e.cast(pl.Int64, strict=False).cast(pl.String)
-
-
 def android_api(raw: pl.Expr, kind: pl.Expr) -> pl.Expr:
     """API level as a string, or null when the value cannot be understood."""
     s = raw.str.to_lowercase().str.strip_chars()

@@ -2,9 +2,9 @@
 
 `load_sources` expands directories and globs, picks a vendor profile per file (or the one asked
 for), reads each file with polars' streaming engine in batches, maps its columns to the canonical
-ones and hands each batch to an optional transform (prepare passes normalize). Values are not cleaned
-here (that is `pipeline.normalize`); only vendor *codes* are translated (OneSignal device_type 1 ->
-"android") because they mean nothing outside their profile.
+ones and hands each batch to an optional transform (prepare passes normalize). Values are not
+cleaned here (that is `pipeline.normalize`); only vendor *codes* are translated (OneSignal
+device_type 1 -> "android") because they mean nothing outside their profile.
 
 Columns of the returned frame:
     row_id Int64, source_file String, source_row Int64 (1-based data row in its file),
