@@ -11,7 +11,7 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.normalize.platforms import canonical_platform, is_unsupported, platform_key
-from pipeline.normalize.versions import os_version_for
+from pipeline.normalize.versions import os_versions
 
 # platform codes used inside normalize
 ANDROID, IOS, WEB, UNSUPPORTED = 0, 1, 2, 3
@@ -164,19 +164,18 @@ def os_table(
         schema={"code": pl.UInt32, "plat": pl.String, "api": pl.Boolean},
     )
     # every (raw value, platform, release/api) combination, classified in one pass
-    table = (
+    pairs = (
         pl.DataFrame(
             {"raw": distinct, "i": pl.int_range(len(distinct), dtype=pl.UInt32, eager=True)}
         )
         .join(combos, how="cross")
         .with_columns(
-            osn=os_version_for(
-                pl.col("plat"),
-                pl.col("raw"),
-                pl.when(pl.col("api")).then(pl.lit("api")).otherwise(pl.lit("release")),
-            ),
-            blank=pl.col("raw").str.strip_chars() == "",
+            platform=pl.col("plat"),
+            kind=pl.when(pl.col("api")).then(pl.lit("api")).otherwise(pl.lit("release")),
         )
+    )
+    table = (
+        pairs.with_columns(osn=os_versions(pairs), blank=pl.col("raw").str.strip_chars() == "")
         .select(
             key=pl.col("i") * _SLOTS + pl.col("code") * 2 + pl.col("api").cast(pl.UInt32),
             osn=pl.col("osn"),

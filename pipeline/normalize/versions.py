@@ -40,22 +40,36 @@ _IOS = r"^(?:ios|iphone\s*os|ipad\s*os|ipados|cpu\s*(?:iphone\s*)?os|os)?\s*v?(\
 _WEB = r"^(?:[a-z][a-z ]*[ /])?v?(\d{1,4}(?:\.\d{1,6}){0,3})$"
 
 
-def android_api(raw: pl.Expr, kind: pl.Expr) -> pl.Expr:
-    """API level as a string, or null when the value cannot be understood."""
-    s = raw.str.to_lowercase().str.strip_chars()
-    explicit = s.str.extract(_API, 1).cast(pl.Int64, strict=False)
-    s2 = (
-        s.str.replace(_ANDROID_PREFIX, "")
+def os_versions(frame: pl.DataFrame) -> pl.Series:
+    """The osVersion to send for each row of a small frame of (`platform`, `raw`, `kind`): null
+    when not understood. Meant for the distinct values of a column (see lookups.os_table).
+
+    Evaluated in stages of helper columns: as one expression, every use of a helper repeats the
+    expressions (and regexes) behind it, which cost ~20 ms for a few dozen values.
+    """
+    plat = pl.col("platform")
+    s = pl.col("_s")
+    out = frame.select(
+        plat, pl.col("kind"), _s=pl.col("raw").str.to_lowercase().str.strip_chars()
+    ).with_columns(
+        _explicit=s.str.extract(_API, 1).cast(pl.Int64, strict=False),
+        _named=s.str.contains(r"^(?:android|droid)"),
+        _ios=s.str.extract(_IOS, 1).str.replace_all("_", "."),
+        _web=s.str.extract(_WEB, 1),
+        _s2=s.str.replace(_ANDROID_PREFIX, "")
         .str.replace_all(r"[()\[\],;]", " ")
         .str.replace_all(r"\s+", " ")
-        .str.strip_chars()
+        .str.strip_chars(),
     )
-    major_s = s2.str.extract(_LEAD, 1)
-    minor_s = s2.str.extract(_LEAD, 2)
-    l_suffix = s2.str.extract(_LEAD, 3).is_not_null()
-    dotted = minor_s.is_not_null()
-    major = major_s.cast(pl.Int64, strict=False)
-    minor = minor_s.cast(pl.Int64, strict=False)
+    lead = out["_s2"].str.extract_groups(_LEAD).struct.unnest()
+    out = out.with_columns(
+        _major_s=lead["1"], _minor_s=lead["2"], _l=lead["3"].is_not_null()
+    )
+    major_s, minor_s, l_suffix = pl.col("_major_s"), pl.col("_minor_s"), pl.col("_l")
+    out = out.with_columns(
+        _major=major_s.cast(pl.Int64, strict=False), _minor=minor_s.cast(pl.Int64, strict=False)
+    )
+    major, minor, dotted = pl.col("_major"), pl.col("_minor"), minor_s.is_not_null()
     release_key = (
         pl.when(l_suffix)
         .then(major_s + pl.lit("l"))
@@ -68,42 +82,32 @@ def android_api(raw: pl.Expr, kind: pl.Expr) -> pl.Expr:
     by_major = pl.when(major >= 9).then(
         major.cast(pl.String).replace_strict(RELEASE_TO_API, default=None, return_dtype=pl.Int64)
     )
-    release_api = pl.coalesce(by_release, by_major)
-    is_api_kind = kind.fill_null("release") == "api"
-    named = s.str.contains(r"^(?:android|droid)")  # "Android 10" is a release, whatever the column
+    out = out.with_columns(_release_api=pl.coalesce(by_release, by_major))
+    release_api = pl.col("_release_api")
+    is_api_kind = pl.col("kind").fill_null("release") == "api"
     api = (
-        pl.when(explicit.is_not_null())
-        .then(explicit)
+        pl.when(pl.col("_explicit").is_not_null())
+        .then(pl.col("_explicit"))
         .when(major_s.is_null())
-        .then(s2.replace_strict(CODENAME_TO_API, default=None, return_dtype=pl.Int64))
+        .then(pl.col("_s2").replace_strict(CODENAME_TO_API, default=None, return_dtype=pl.Int64))
         .when(major >= 21)  # can only be an API level ("34", "36.1")
         .then(major)
         .when(dotted | l_suffix)  # "8.1.0", "12L": releases whatever the column claims
         .then(release_api)
-        .when(is_api_kind & ~named)
+        .when(is_api_kind & ~pl.col("_named"))  # "Android 10" is a release, whatever the column
         .then(major)
         .otherwise(release_api)
     )
-    return pl.when((api >= MIN_API) & (api <= MAX_API)).then(api.cast(pl.String))
-
-
-def ios_version(raw: pl.Expr) -> pl.Expr:
-    v = raw.str.to_lowercase().str.strip_chars().str.extract(_IOS, 1).str.replace_all("_", ".")
-    major = v.str.extract(r"^(\d+)", 1).cast(pl.Int64, strict=False)
-    return pl.when((major >= 2) & (major <= 40)).then(v)
-
-
-def web_version(raw: pl.Expr) -> pl.Expr:
-    return raw.str.to_lowercase().str.strip_chars().str.extract(_WEB, 1)
-
-
-def os_version_for(platform: pl.Expr, raw: pl.Expr, kind: pl.Expr) -> pl.Expr:
-    """The osVersion to send for an android/ios/web platform; null when not understood."""
-    return (
-        pl.when(platform == "android")
-        .then(android_api(raw, kind))
-        .when(platform == "ios")
-        .then(ios_version(raw))
-        .when(platform == "web")
-        .then(web_version(raw))
-    )
+    out = out.with_columns(_api=api)
+    api = pl.col("_api")
+    ios = pl.col("_ios")
+    ios_major = ios.str.extract(r"^(\d+)", 1).cast(pl.Int64, strict=False)
+    return out.select(
+        pl.when(plat == "android")
+        .then(pl.when((api >= MIN_API) & (api <= MAX_API)).then(api.cast(pl.String)))
+        .when(plat == "ios")
+        .then(pl.when((ios_major >= 2) & (ios_major <= 40)).then(ios))
+        .when(plat == "web")
+        .then(pl.col("_web"))
+        .alias("os_version")
+    ).to_series()
