@@ -174,14 +174,13 @@ def os_table(
             kind=pl.when(pl.col("api")).then(pl.lit("api")).otherwise(pl.lit("release")),
         )
     )
-    table = (
-        pairs.with_columns(osn=os_versions(pairs), blank=pl.col("raw").str.strip_chars() == "")
-        .select(
-            key=pl.col("i") * _SLOTS + pl.col("code") * 2 + pl.col("api").cast(pl.UInt32),
-            osn=pl.col("osn"),
-            invalid=pl.col("osn").is_null() & ~pl.col("blank"),
-            api=(pl.col("code") == ANDROID) & pl.col("osn").is_not_null(),
-        )
+    table = pairs.with_columns(
+        osn=os_versions(pairs), blank=pl.col("raw").str.strip_chars() == ""
+    ).select(
+        key=pl.col("i") * _SLOTS + pl.col("code") * 2 + pl.col("api").cast(pl.UInt32),
+        osn=pl.col("osn"),
+        invalid=pl.col("osn").is_null() & ~pl.col("blank"),
+        api=(pl.col("code") == ANDROID) & pl.col("osn").is_not_null(),
     )
     trimmed = distinct.str.strip_chars()
     # dense arrays indexed by key, so each row is one gather

@@ -62,9 +62,7 @@ def os_versions(frame: pl.DataFrame) -> pl.Series:
         .str.strip_chars(),
     )
     lead = out["_s2"].str.extract_groups(_LEAD).struct.unnest()
-    out = out.with_columns(
-        _major_s=lead["1"], _minor_s=lead["2"], _l=lead["3"].is_not_null()
-    )
+    out = out.with_columns(_major_s=lead["1"], _minor_s=lead["2"], _l=lead["3"].is_not_null())
     major_s, minor_s, l_suffix = pl.col("_major_s"), pl.col("_minor_s"), pl.col("_l")
     out = out.with_columns(
         _major=major_s.cast(pl.Int64, strict=False), _minor=minor_s.cast(pl.Int64, strict=False)
