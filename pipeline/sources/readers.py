@@ -148,23 +148,6 @@ def needs_rewrite(head: str) -> bool:
     return head[:1] in ("\r", "\n") or "\r" in head.replace("\r\n", "")
 
 
-def ends_with_quote(path: Path, head: bytes) -> bool:
-    """True when the (decompressed) file's last byte is a quote, i.e. no newline ends it.
-
-    polars reads a quoted field left open at the end of the file without an error when the file
-    ends in an escaped quote (`c1,"tok` ... `5,6,""`), swallowing the lines after the opening
-    quote into one value; such a file is checked with Python's reader. A gzip file is only
-    checked when its head is the whole file (the end of a larger stream is not cheap to reach).
-    """
-    if len(head) < SNIFF_BYTES:
-        return head.endswith(b'"')
-    if is_gzip(path):
-        return False
-    with open(path, "rb") as f:
-        f.seek(-1, io.SEEK_END)
-        return f.read(1) == b'"'
-
-
 def check_gzip(path: Path) -> None:
     """Raise InputError when `path` is gzip data that cannot be decompressed to the end."""
     if not is_gzip(path):
@@ -258,10 +241,11 @@ def _records(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
     yield from enumerate(reader, start=1)
 
 
-def locate_bad_record(path: Path, delimiter: str, max_field: int) -> str | None:
-    """Where a CSV stops parsing: the first record with more fields than the header, an
-    unterminated quote or a field over the size limit. Only run after polars failed, so its cost
-    does not matter."""
+def check_records(path: Path, delimiter: str, max_field: int) -> tuple[str | None, int]:
+    """Python's strict csv reader over the whole file: (where the CSV stops parsing, or None;
+    the data records read). A problem is the first record with more fields than the header, an
+    unterminated quote, a field over the size limit or a quote in the wrong place. Only run
+    when polars failed or disagrees with the line count, so its cost does not matter."""
     with (
         _open_bytes(path) as raw,
         io.TextIOWrapper(raw, "utf-8", errors="replace", newline="") as f,
@@ -270,19 +254,48 @@ def locate_bad_record(path: Path, delimiter: str, max_field: int) -> str | None:
         reader = csv.reader(f, delimiter=delimiter, strict=True)
         records = _records(reader)
         start = 1  # the line the record being read starts on
+        count = 0
         try:
             _, header = next(records)
             start = reader.line_num + 1
-            for i, rec in records:
+            # after the loop, `count` is the data row number of the last record: their number
+            for count, rec in records:
                 if len(rec) > len(header):
-                    return f"data row {i} has {len(rec)} fields, the header has {len(header)}"
+                    return (
+                        f"data row {count} has {len(rec)} fields, the header has {len(header)}",
+                        count,
+                    )
                 start = reader.line_num + 1
         except csv.Error as exc:
             if "unexpected end of data" in str(exc) or "field larger than" in str(exc):
                 # an open quote ran to the end of the file (or past the size limit)
-                return f"line {start}: a quoted field is never closed ({exc})"
-            return f"near line {reader.line_num}: {exc}"
-    return None
+                return f"line {start}: a quoted field is never closed ({exc})", count
+            return f"near line {reader.line_num}: {exc}", count
+    return None, count
+
+
+def locate_bad_record(path: Path, delimiter: str, max_field: int) -> str | None:
+    """Where a CSV stops parsing (see check_records), or None."""
+    return check_records(path, delimiter, max_field)[0]
+
+
+def count_lines(path: Path) -> pl.LazyFrame:
+    """The file's physical lines, as polars counts them with quoting off (fast, parallel).
+
+    polars splits records on quotes its own way: a stray quote can make it join lines that
+    Python's csv module (and a spreadsheet) reads as separate records, without an error. Rows
+    read + the header line = physical lines unless a quoted value spans lines, so only a file
+    where they differ needs the slow check (see pipeline.sources._same_records).
+    """
+    return pl.scan_csv(
+        path,
+        has_header=False,
+        quote_char=None,
+        separator="\x1f",  # any byte: only the line count is read
+        infer_schema=False,
+        truncate_ragged_lines=True,
+        encoding="utf8-lossy",
+    ).select(pl.len())
 
 
 def rewrite_csv(
