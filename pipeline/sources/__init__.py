@@ -19,7 +19,6 @@ left for normalize to turn into an outcome.
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,16 +30,16 @@ from polars.lazyframe.in_process import InProcessQuery
 
 from pipeline.errors import InputError
 from pipeline.sources import readers
-from pipeline.sources.mapping import load_mapping
-from pipeline.sources.profiles import (
-    CANONICAL,
-    PROFILE_NAMES,
-    PROFILES,
-    REQUIRED,
-    Profile,
-    detect_profile,
-    header_key,
+from pipeline.sources.columns import (
+    braze_flatten,
+    canonical_exprs,
+    check_duplicates,
+    choose_profile,
+    missing_columns,
+    show_headers,
 )
+from pipeline.sources.mapping import load_mapping
+from pipeline.sources.profiles import CANONICAL, PROFILE_NAMES, Profile
 
 __all__ = [
     "BATCH_ROWS", "DEFAULT_MAX_FIELD_BYTES", "WORK_COLUMNS", "FileInfo", "SourceFrame", "SourceOptions",
@@ -99,149 +98,6 @@ class SourceFrame:
     @property
     def rows(self) -> int:
         return sum(part.height for part in self.parts)
-
-
-def _show_headers(headers: list[str], limit: int = 12, width: int = 40) -> str:
-    """The header for a one-line message: the first `limit` names, each cut to `width`."""
-    shown = [h if len(h) <= width else h[: width - 1] + "…" for h in headers[:limit]]
-    text = repr(shown)
-    return text[:-1] + f", … {len(headers) - limit} more]" if len(headers) > limit else text
-
-
-def _choose_profile(
-    path: Path, headers: list[str], options: SourceOptions, mapping: Profile | None
-) -> tuple[Profile, bool]:
-    # the mapping is for the home-grown tables of the run; with --profile auto, a vendor
-    # export read in the same run (lacking the mapped columns) is still detected as usual
-    if mapping is not None and (options.profile != "auto" or not _missing(mapping, headers)):
-        return mapping, False
-    if options.profile != "auto":
-        return PROFILES[options.profile], False
-    keys = {header_key(h) for h in headers}
-    prof = detect_profile(keys)
-    if prof is None:
-        # a home-grown table with generic-ish names (user_id, token, platform) still works
-        if not _missing(PROFILES["generic"], headers):
-            return PROFILES["generic"], True
-        raise InputError(
-            f"{path}: cannot tell which export this is from its columns {_show_headers(headers)}",
-            hint="pass --profile onesignal|airship|braze|pushwoosh|generic, or --mapping FILE.toml",
-        )
-    return prof, True
-
-
-def _resolve(profile: Profile, headers: list[str]) -> dict[str, str]:
-    """canonical column -> the file's column that feeds it (first candidate present)."""
-    by_key: dict[str, str] = {}
-    for h in headers:
-        by_key.setdefault(header_key(h), h)
-    found: dict[str, str] = {}
-    for canon, candidates in profile.columns.items():
-        for cand in candidates:
-            if header_key(cand) in by_key:
-                found[canon] = by_key[header_key(cand)]
-                break
-    return found
-
-
-def _missing(profile: Profile, headers: list[str]) -> list[str]:
-    found = _resolve(profile, headers)
-    return [c for c in (*REQUIRED, "platform") if c not in found and c not in profile.constants]
-
-
-def _as_string(name: str, dtype: pl.DataType) -> pl.Expr:
-    """Column `name` as String. Nested values (NDJSON objects/arrays, Parquet lists/structs) become
-    their JSON text, so a row holding one is judged by normalize like any other odd value."""
-    col = pl.col(name)
-    if dtype == pl.String:
-        return col
-    if dtype.is_nested():
-        as_json = pl.struct(col.alias("v")).struct.json_encode()
-        return pl.when(col.is_not_null()).then(
-            as_json.str.strip_prefix('{"v":').str.strip_suffix("}")
-        )
-    return col.cast(pl.String)
-
-
-def _canonical_exprs(profile: Profile, schema: pl.Schema, kind: str) -> list[pl.Expr]:
-    headers = list(schema.names())
-    found = _resolve(profile, headers)
-    by_key = {header_key(h): h for h in headers}
-    exprs: list[pl.Expr] = []
-    for canon in CANONICAL:
-        if canon in found:
-            e = _as_string(found[canon], schema[found[canon]])
-        elif canon in profile.constants:
-            e = pl.lit(profile.constants[canon], dtype=pl.String)
-        else:
-            e = pl.lit(None, dtype=pl.String)
-        if canon == "platform":
-            exprs.append(e.alias("platform_raw"))
-        table = profile.values.get(canon)
-        if table:
-            key = e.str.strip_chars().str.to_lowercase()
-            e = (
-                pl.when(key.is_in(list(table)))
-                .then(key.replace_strict(table, default=None))
-                .otherwise(e)
-            )
-        exprs.append(e.alias(canon))
-
-    # opted_in: "false" when any opt-out rule matches, "true" when a rule column has a value
-    matched: list[pl.Expr] = []
-    known: list[pl.Expr] = []
-    for rule in profile.opt_out:
-        col = next((by_key[header_key(c)] for c in rule.columns if header_key(c) in by_key), None)
-        if col is None:
-            continue
-        v = _as_string(col, schema[col]).str.strip_chars().str.to_lowercase()
-        matched.append(v.is_in(list(rule.values)).fill_null(False))
-        known.append(v.is_not_null() & (v != ""))
-    if matched:
-        opted = (
-            pl.when(pl.any_horizontal(matched))
-            .then(pl.lit("false"))
-            .when(pl.any_horizontal(known))
-            .then(pl.lit("true"))
-            .otherwise(pl.lit(None, dtype=pl.String))
-        )
-    else:
-        opted = pl.lit(None, dtype=pl.String)
-    exprs.append(opted.alias("opted_in"))
-    exprs.append(pl.lit(kind, dtype=pl.String).alias("android_version_kind"))
-    return exprs
-
-
-def _braze_flatten(lf: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
-    """One row per push token of a Braze user export; device model/os joined on device_id.
-
-    A user without push tokens stays as one row with a null token (it becomes
-    missing_device_token), so no input line disappears.
-    """
-    pt = schema.get("push_tokens")
-    if not (isinstance(pt, pl.List) and isinstance(pt.inner, pl.Struct)):
-        return lf
-    tok_fields = [f.name for f in pt.inner.fields]
-    out = lf.explode("push_tokens", empty_as_null=True, keep_nulls=True).with_columns(
-        pl.col("push_tokens").struct.field(f).alias(f) for f in tok_fields if f not in schema
-    )
-    dv = schema.get("devices")
-    if isinstance(dv, pl.List) and isinstance(dv.inner, pl.Struct) and "device_id" in tok_fields:
-        dev_fields = [f.name for f in dv.inner.fields if f.name in ("device_id", "model", "os")]
-        if "device_id" in dev_fields:
-            devices = (
-                lf.select("source_row", "devices")
-                .explode("devices")
-                .select(
-                    "source_row", *(pl.col("devices").struct.field(f).alias(f) for f in dev_fields)
-                )
-                .filter(pl.col("device_id").is_not_null())
-                .unique(["source_row", "device_id"], keep="first", maintain_order=True)
-            )
-            out = out.join(
-                devices, on=["source_row", "device_id"], how="left", maintain_order="left"
-            )
-    return out.drop("push_tokens", "devices", strict=False)
 
 
 @dataclass
@@ -373,26 +229,6 @@ def _located_error(src: _Source, exc: Exception, options: SourceOptions) -> Inpu
 
 _LAST_COLUMN = "__last_column_parsed"
 _OVERSIZE = "__value_over_field_limit"
-_DUPLICATED = re.compile(r"^(.*)_duplicated_\d+$")
-
-
-def _check_duplicates(path: Path, profile: Profile, headers: list[str]) -> None:
-    """Refuse a header that names a column the profile reads twice: which one holds the truth?"""
-    names = set(headers)
-    keys: dict[str, list[str]] = {}
-    for h in headers:
-        m = _DUPLICATED.match(h)  # how polars renames the second `platform` of a CSV header
-        base = m.group(1) if m and m.group(1) in names else h
-        keys.setdefault(header_key(base), []).append(base)
-    used = [c for cands in profile.columns.values() for c in cands]
-    used += [c for rule in profile.opt_out for c in rule.columns]
-    for cand in used:
-        same = keys.get(header_key(cand), [])
-        if len(same) > 1:
-            raise InputError(
-                f"{path}: the header has {len(same)} columns that mean {cand!r}: {same}",
-                hint="keep one of them, or rename the others",
-            )
 
 
 def _check_field_sizes(path: Path, df: pl.DataFrame, limit: int) -> None:
@@ -418,20 +254,20 @@ def _table_query(
     lf = _scan(src)
     schema = lf.collect_schema()
     headers = list(schema.names())
-    profile, detected = _choose_profile(path, headers, options, mapping)
-    _check_duplicates(path, profile, headers)
+    profile, detected = choose_profile(path, headers, options.profile, mapping)
+    check_duplicates(path, profile, headers)
     lf = lf.with_row_index("source_row", offset=1).with_columns(pl.col("source_row").cast(pl.Int64))
     if profile.layout == "braze_users":
-        lf = _braze_flatten(lf, schema)
+        lf = braze_flatten(lf, schema)
         schema = lf.collect_schema()
         schema.pop("source_row")
         headers = list(schema.names())
-    missing = _missing(profile, headers)
+    missing = missing_columns(profile, headers)
     if missing:
         wants = {c: list(profile.columns.get(c, ())) for c in missing}
         raise InputError(
             f"{path}: the {profile.name} profile needs columns {wants} "
-            f"but the file has {_show_headers(headers)}",
+            f"but the file has {show_headers(headers)}",
             hint="rename the columns, pick another --profile, or map them with --mapping FILE.toml",
         )
     kind = options.android_version or profile.android_version
@@ -441,7 +277,7 @@ def _table_query(
     lf = lf.select(
         pl.lit(str(path), dtype=pl.String).alias("source_file"),
         "source_row",
-        *_canonical_exprs(profile, schema, kind),
+        *canonical_exprs(profile, schema, kind),
         *check,
     )
     # computed while the streaming engine parses, so a batch needs no extra pass for it
