@@ -20,6 +20,7 @@ from pipeline.cli_options import CONFIGURABLE_COMMANDS, send_options, source_opt
 from pipeline.client import ClientOptions
 from pipeline.config_file import CONFIG_ENVVAR, default_map, find_config, load_config
 from pipeline.errors import MasivoSyncError
+from pipeline.exits import Exit, help_text
 from pipeline.normalize import NormalizeOptions
 from pipeline.secrets import redact
 from pipeline.send import SendOptions
@@ -28,15 +29,7 @@ from pipeline.sources import SourceOptions
 from pipeline.sync import DEFAULT_BASE_URL, SyncConfig, run_sync
 from pipeline.terminal import Console
 
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0    run completed
-  1    completed, but failed + rejected rows exceeded --max-failure-rate
-  2    usage, configuration or input error (nothing was sent)
-  3    stopped by a systemic error (e.g. every call rejected the same way)
-  130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
-  70   internal error (a bug: please report it with the --debug output)
-"""
+EXIT_CODES_HELP = help_text()
 
 
 class LazyGroup(click.Group):
@@ -154,7 +147,7 @@ def _run(options: dict[str, Any], *, mode: str) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         console.error("interrupted before sending started; nothing was sent")
-        sys.exit(130)
+        sys.exit(Exit.INTERRUPTED)
     except Exception as exc:
         if options["debug"]:
             # the traceback too goes through the redactor: secrets never reach a terminal
@@ -163,7 +156,7 @@ def _run(options: dict[str, Any], *, mode: str) -> None:
             f"internal error: {type(exc).__name__}: {redact(str(exc))} "
             "(rerun with --debug for a traceback, and please report it)"
         )
-        sys.exit(70)
+        sys.exit(Exit.INTERNAL)
     console.summary(result.summary, result.report_dir)
     sys.exit(result.exit_code)
 

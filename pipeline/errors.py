@@ -7,11 +7,13 @@ row or option and the fix.
 
 from __future__ import annotations
 
+from pipeline.exits import Exit
+
 
 class MasivoSyncError(Exception):
     """Base class of every error the library raises on purpose."""
 
-    exit_code = 1
+    exit_code: int = Exit.TOO_MANY_FAILURES
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -25,7 +27,7 @@ class MasivoSyncError(Exception):
 class UsageError(MasivoSyncError):
     """Bad input files, options or configuration: nothing was sent. Exit 2."""
 
-    exit_code = 2
+    exit_code = Exit.USAGE
 
 
 class InputError(UsageError):
@@ -50,7 +52,7 @@ class SystemicStop(MasivoSyncError):
     `reason` is a code from pipeline.outcomes.REASONS, given to every row not yet done.
     """
 
-    exit_code = 3
+    exit_code = Exit.SYSTEMIC
 
     def __init__(self, message: str, *, reason: str, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)

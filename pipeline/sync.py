@@ -25,6 +25,7 @@ from pipeline import report
 from pipeline.client import ClientOptions, Credentials
 from pipeline.dedupe import dedupe_parts
 from pipeline.diff import diff, reconcile, removed_tokens
+from pipeline.exits import Exit
 from pipeline.normalize import NormalizeOptions, normalize
 from pipeline.outcomes import REASONS, Outcome
 from pipeline.send import SendOptions, SendOutcome, SendResult, run_send
@@ -35,10 +36,6 @@ from pipeline.state import StateStore, StateWriteError
 DEFAULT_BASE_URL = "https://app.masivo.ai/api/storefront/v1"
 DEFAULT_STATE_DIR = Path(".masivo-sync")
 
-# exit codes a cron job can act on (docs/exit-codes.md)
-EXIT_OK = 0
-EXIT_TOO_MANY_FAILURES = 1
-EXIT_SYSTEMIC = 3
 
 PLAN_COLUMNS = ("row_id", "customer_id", "device_token", "platform", "model", "os_version")
 
@@ -203,7 +200,7 @@ class _SendStage:
 
     stop_reason: str | None = None
     stop_message: str | None = None
-    exit_code: int = EXIT_OK
+    exit_code: int = Exit.OK
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -237,7 +234,7 @@ def _send(
     except StateWriteError as exc:
         # Disk full or I/O error while recording: what was durable stays durable; the rest is
         # resent next run (the PATCH is register-or-update, so that is safe).
-        stage = _SendStage("state_write_failed", str(exc), EXIT_SYSTEMIC, stage.stats)
+        stage = _SendStage("state_write_failed", str(exc), Exit.SYSTEMIC, stage.stats)
     frame = report.apply_send_results(frame, collector.frame())
     if stage.stop_reason is not None:
         frame = _decide(frame, _abort_reason(stage.stop_reason))
@@ -340,12 +337,12 @@ def _abort_reason(stop_reason: str) -> str:
 def _exit_code(frame: pl.DataFrame, max_failure_rate: float | None) -> int:
     """Exit 1 when failed + rejected rows exceed the allowed share of the rows sent."""
     if max_failure_rate is None:
-        return EXIT_OK
+        return Exit.OK
     sent = frame.filter(pl.col("outcome").is_in(["succeeded", "failed", "rejected"]))
     bad = sent.filter(pl.col("outcome") != "succeeded").height
     if sent.height and bad / sent.height > max_failure_rate:
-        return EXIT_TOO_MANY_FAILURES
-    return EXIT_OK
+        return Exit.TOO_MANY_FAILURES
+    return Exit.OK
 
 
 def _progress_counter(

@@ -30,19 +30,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from pipeline.exits import MEANINGS
 from pipeline.outcomes import OUTCOMES, REASONS
 from pipeline.report import Summary
 from pipeline.sync import Progress
-
-EXIT_MEANINGS = {
-    0: "run completed",
-    1: "completed, but too many rows failed or were rejected (--max-failure-rate)",
-    2: "usage, configuration or input error",
-    3: "stopped by a systemic error",
-    130: "interrupted (Ctrl-C)",
-    143: "terminated (SIGTERM)",
-    70: "internal error",
-}
 
 _LOG_EVERY_S = 10.0
 
@@ -119,7 +110,7 @@ class Console:
                 sys.stdout,
                 **data,
                 report_dir=str(report_dir),
-                exit_meaning=EXIT_MEANINGS.get(summary.exit_code, ""),
+                exit_meaning=MEANINGS.get(summary.exit_code, ""),
             )
             return
         if not self.quiet:
@@ -153,7 +144,7 @@ class Console:
                 self.out.print(f"warning: {warning}", markup=False)
             if summary.stop_message:
                 self.out.print(f"stopped: {summary.stop_message}", markup=False)
-        meaning = EXIT_MEANINGS.get(summary.exit_code, "")
+        meaning = MEANINGS.get(summary.exit_code, "")
         self.out.print(f"report: {report_dir}  exit {summary.exit_code} ({meaning})", markup=False)
 
 

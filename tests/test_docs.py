@@ -49,3 +49,26 @@ def test_readme_opens_with_the_two_commands() -> None:
     head = readme[:400]
     assert "make demo" in head and "make test" in head
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def _exit_code_table(doc: str) -> set[int]:
+    """The codes of the `| code | meaning | ...` table under a "### Exit codes" / "## Exit codes"
+    heading (a row `| 130 / 143 | ...` lists two)."""
+    section = doc.split("Exit codes\n", 1)[1].split("\n#", 1)[0]
+    codes: set[int] = set()
+    for line in section.splitlines():
+        cell = line.split("|")[1].strip() if line.startswith("|") else ""
+        codes |= {int(c) for c in cell.split(" / ") if c.strip().isdigit()}
+    return codes
+
+
+def test_exit_codes_in_help_and_docs_are_the_code_table() -> None:
+    from pipeline.exits import MEANINGS, Exit
+
+    assert set(MEANINGS) == set(Exit)
+    for doc in ("README.md", "docs/operating.md"):
+        text = (ROOT / doc).read_text(encoding="utf-8")
+        assert _exit_code_table(text) == {int(c) for c in Exit}, doc
+    result = CliRunner().invoke(main, ["sync", "--help"])
+    for code, meaning in MEANINGS.items():
+        assert f"{int(code):<4} {meaning}" in result.output

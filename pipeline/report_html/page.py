@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from pipeline.exits import MEANINGS as EXIT_MEANINGS
 from pipeline.outcomes import OUTCOMES, REASONS
 from pipeline.report_html import data, sending
 from pipeline.report_html.charts import (
@@ -21,7 +22,6 @@ from pipeline.report_html.style import (
     OUTCOME_COLORS,
     UNKNOWN_COLOR,
 )
-from pipeline.terminal import EXIT_MEANINGS
 
 # Nothing may load or run: a hostile value that slipped past escaping still cannot execute or
 # phone home, and the browser test sees any such attempt as a CSP violation in the console.

@@ -6,6 +6,7 @@ import signal
 from dataclasses import dataclass, field
 
 from pipeline.errors import SystemicStop
+from pipeline.exits import Exit
 
 # Stops that mean "every further call would fail the same way" (exit 3).
 SYSTEMIC_REASONS = frozenset(
@@ -89,10 +90,10 @@ class SendOutcome:
     def exit_code(self) -> int:
         """0 completed; 130/143 for SIGINT/SIGTERM; 3 for a systemic stop."""
         if self.stop_reason is None:
-            return 0
+            return Exit.OK
         if self.stop_reason == "interrupted":
-            return 128 + (self.signal or signal.SIGINT)
-        return 3
+            return Exit.TERMINATED if self.signal == signal.SIGTERM else Exit.INTERRUPTED
+        return Exit.SYSTEMIC
 
     def raise_for_stop(self) -> None:
         """Raise SystemicStop for a systemic stop (the CLI turns it into exit 3)."""
