@@ -390,10 +390,20 @@ def test_stray_quote_across_lines_is_not_merged_silently(tmp_path: Path) -> None
     expect_error(tmp_path, f, "near line 2: ',' expected after '\"'", "check quoting")
 
 
-def test_quoted_line_breaks_are_read_as_values(tmp_path: Path) -> None:
+def test_stray_quote_across_lines_in_a_gzip_file_is_not_merged_silently(tmp_path: Path) -> None:
+    # a gzip file is not line-counted (that would decompress it twice): a value with a line
+    # break is what sends it to Python's reader
+    f = tmp_path / "q.csv.gz"
+    f.write_bytes(gzip.compress(b'customer_id,device_token,platform\n"" "\n",'))
+    expect_error(tmp_path, f, "near line 2: ',' expected after '\"'", "check quoting")
+
+
+@pytest.mark.parametrize("name", ["q.csv", "q.csv.gz"])
+def test_quoted_line_breaks_are_read_as_values(tmp_path: Path, name: str) -> None:
     # rows + header < physical lines, legitimately: Python's reader agrees, so the read stands
-    f = tmp_path / "q.csv"
-    f.write_text('customer_id,device_token,platform\n"c\n1",tok,android\nc2,"t\r\nk",ios\n')
+    f = tmp_path / name
+    text = b'customer_id,device_token,platform\n"c\n1",tok,android\nc2,"t\r\nk",ios\n'
+    f.write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
     frame = load_sources([f]).frame
     assert frame.select("customer_id", "device_token", "source_row").rows() == [
         ("c\n1", "tok", 1),

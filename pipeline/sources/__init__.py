@@ -19,6 +19,7 @@ left for normalize to turn into an outcome.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -229,6 +230,7 @@ def _located_error(src: _Source, exc: Exception, options: SourceOptions) -> Inpu
 
 _LAST_COLUMN = "__last_column_parsed"
 _OVERSIZE = "__value_over_field_limit"
+_LINE_BREAK = "__value_with_line_break"
 
 
 def _check_field_sizes(path: Path, df: pl.DataFrame, limit: int) -> None:
@@ -246,7 +248,7 @@ def _check_field_sizes(path: Path, df: pl.DataFrame, limit: int) -> None:
 
 
 def _table_query(
-    src: _Source, options: SourceOptions, mapping: Profile | None
+    src: _Source, options: SourceOptions, mapping: Profile | None, line_breaks: bool = False
 ) -> tuple[pl.LazyFrame, Profile, bool]:
     """The lazy query from one file to the work columns (all but row_id), its profile, and
     whether the profile was detected."""
@@ -286,6 +288,9 @@ def _table_query(
         pl.col(c).str.len_bytes() > options.max_field_bytes for c in checked
     )
     lf = lf.with_columns(oversize.fill_null(False).alias(_OVERSIZE))
+    if line_breaks:
+        broken = pl.any_horizontal(pl.col(c).str.contains_any(["\n", "\r"]) for c in checked)
+        lf = lf.with_columns(broken.fill_null(False).alias(_LINE_BREAK))
     return lf, profile, detected
 
 
@@ -311,40 +316,56 @@ def _batches(lf: pl.LazyFrame, rows: int) -> Iterator[pl.DataFrame]:
         yield lf.clear().collect()
 
 
+@dataclass
+class _Table:
+    parts: list[pl.DataFrame]
+    info: FileInfo
+    line_break: bool = False  # a value the run reads holds a line break (see _read_checked)
+
+
 def _read_table(
-    src: _Source, options: SourceOptions, mapping: Profile | None, read: _Reading
-) -> tuple[list[pl.DataFrame], FileInfo]:
+    src: _Source,
+    options: SourceOptions,
+    mapping: Profile | None,
+    read: _Reading,
+    *,
+    line_breaks: bool = False,
+) -> _Table:
     """Read one file in batches of `read.batch_rows`, each given its run-wide row_ids and
     passed through `read.transform` as soon as it is read, so a large file is never held whole
-    in its raw form (the streaming engine reads the next batch meanwhile)."""
+    in its raw form (the streaming engine reads the next batch meanwhile). With `line_breaks`,
+    note whether a value the run reads holds a line break."""
     path = src.path
-    lf, profile, detected = _table_query(src, options, mapping)
+    lf, profile, detected = _table_query(src, options, mapping, line_breaks)
     lf = lf.with_row_index("row_id", offset=read.first_row_id).with_columns(
         pl.col("row_id").cast(pl.Int64)
     )
-    parts: list[pl.DataFrame] = []
+    table = _Table([], FileInfo(str(path), profile.name, 0, src.fmt, src.delimiter, detected))
     rows = 0
     # the last-column check is kept in the projection so that polars parses (and checks) it
-    checks = [c for c in (_OVERSIZE, _LAST_COLUMN) if c in lf.collect_schema()]
+    checks = [c for c in (_OVERSIZE, _LAST_COLUMN, _LINE_BREAK) if c in lf.collect_schema()]
     for raw in _batches(lf.select(*WORK_COLUMNS, *checks), read.batch_rows):
         if raw[_OVERSIZE].any():
             _check_field_sizes(path, raw, options.max_field_bytes)
+        if line_breaks and not table.line_break:
+            table.line_break = bool(raw[_LINE_BREAK].any())
         batch = raw.select(WORK_COLUMNS)
         del raw
         rows += batch.height
         try:
-            parts.append(read.transform(batch))
+            table.parts.append(read.transform(batch))
         except Exception as exc:
             raise _TransformFailed from exc
-    info = FileInfo(str(path), profile.name, rows, src.fmt, src.delimiter, detected)
-    return parts, info
+    table.info = dataclasses.replace(table.info, rows=rows)
+    return table
 
 
-def _same_records(src: _Source, rows: int, lines: int, options: SourceOptions) -> bool:
+def _same_records(src: _Source, rows: int, lines: int | None, options: SourceOptions) -> bool:
     """Whether polars read the records Python's csv module reads: at once when the rows and the
-    header fill the file's physical lines, else (a quoted value spans lines) by reading the file
-    with Python's strict reader, which raises InputError naming the line of a misplaced quote."""
-    if rows == lines - 1:
+    header fill the file's physical `lines`, else (a quoted value spans lines; `lines` None: not
+    counted) by reading the file with Python's strict reader, which raises InputError naming the
+    line of a misplaced quote."""
+    if lines is not None and rows == lines - 1:
         return True
     assert src.delimiter is not None
     where, records = readers.check_records(src.source, src.delimiter, options.max_field_bytes)
@@ -356,14 +377,13 @@ def _same_records(src: _Source, rows: int, lines: int, options: SourceOptions) -
 
 def _load_file(
     path: Path, options: SourceOptions, mapping: Profile | None, workdir: Path, read: _Reading
-) -> tuple[list[pl.DataFrame], FileInfo]:
+) -> _Table:
     src = _open_source(path, options, workdir)
-    # counted beside the read (a file polars reads is counted in ~5% of its read time)
-    lines = (
-        readers.count_lines(src.source).collect(background=True)
-        if src.fmt == "csv" and not src.rewritten
-        else None
-    )
+    # A CSV's rows are checked against its physical lines, counted beside the read (~5% of
+    # its read time). Counting a gzip file would decompress it twice (+35-80% of its read
+    # time), so there the check runs when a value the run reads holds a line break.
+    counted = src.fmt == "csv" and not src.rewritten and not readers.is_gzip(src.source)
+    lines = readers.count_lines(src.source).collect(background=True) if counted else None
     try:
         return _read_checked(src, lines, options, mapping, workdir, read)
     finally:
@@ -378,19 +398,21 @@ def _read_checked(
     mapping: Profile | None,
     workdir: Path,
     read: _Reading,
-) -> tuple[list[pl.DataFrame], FileInfo]:
+) -> _Table:
     """Read `src`, and check a CSV's rows against `lines` (see _same_records). Reads a re-quoted
     copy of a CSV polars misreads or cannot read."""
+    checked = src.fmt == "csv" and not src.rewritten
     # polars raises OSError for a gzip stream that ends early, PolarsError for everything else
     try:
-        table = _read_table(src, options, mapping, read)
-        if lines is None or _same_records(
-            src, table[1].rows, lines.fetch_blocking().item(), options
-        ):
+        table = _read_table(src, options, mapping, read, line_breaks=checked and lines is None)
+        if not checked or (lines is None and not table.line_break):
+            return table
+        count = lines.fetch_blocking().item() if lines is not None else None
+        if _same_records(src, table.info.rows, count, options):
             return table
         # else polars joined lines Python's reader keeps apart: the re-quoted copy below
     except (pl.exceptions.PolarsError, OSError) as exc:
-        if src.fmt != "csv" or src.rewritten:
+        if not checked:
             raise _read_error(src, exc, options) from None
         error = _located_error(src, exc, options)
         if error is not None:
@@ -442,11 +464,11 @@ def load_sources(
         for path in files:
             read = _Reading(transform, options.batch_rows, first_row_id=rows)
             try:
-                file_parts, info = _load_file(path, options, mapping, Path(tmp), read)
+                table = _load_file(path, options, mapping, Path(tmp), read)
             except _TransformFailed as failed:
                 assert failed.__cause__ is not None
                 raise failed.__cause__ from None
-            parts.extend(file_parts)
-            infos.append(info)
-            rows += info.rows
+            parts.extend(table.parts)
+            infos.append(table.info)
+            rows += table.info.rows
     return SourceFrame(parts, infos)
