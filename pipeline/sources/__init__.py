@@ -250,8 +250,9 @@ def _check_field_sizes(path: Path, df: pl.DataFrame, limit: int) -> None:
 def _table_query(
     src: _Source, options: SourceOptions, mapping: Profile | None, line_breaks: bool = False
 ) -> tuple[pl.LazyFrame, Profile, bool]:
-    """The lazy query from one file to the work columns (all but row_id), its profile, and
-    whether the profile was detected."""
+    """The lazy query from one file to the work columns (all but row_id) and its check columns,
+    its profile, and whether the profile was detected. With `line_breaks`, a check column also
+    flags the rows where a value the run reads holds a line break."""
     path = src.path
     lf = _scan(src)
     schema = lf.collect_schema()
