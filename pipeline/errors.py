@@ -13,7 +13,8 @@ from pipeline.exits import Exit
 class MasivoSyncError(Exception):
     """Base class of every error the library raises on purpose."""
 
-    exit_code: int = Exit.TOO_MANY_FAILURES
+    # every error raised is a UsageError or a SystemicStop; another one would be a bug
+    exit_code: int = Exit.INTERNAL
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
