@@ -32,7 +32,7 @@ def frame(tokens: list[str | None], **cols: list) -> pl.DataFrame:
 
 
 def reference_kinds(tokens: list[str | None]) -> list[str]:
-    """token_stages + kind_code over the whole column: the path without the sub-frame."""
+    """token_stages + kind_stages over the whole column: the path without the sub-frame."""
     lf = pl.DataFrame({"device_token": tokens}, schema={"device_token": pl.String}).lazy()
     return with_token_kind(lf).collect()["token_kind"].to_list()
 

@@ -84,12 +84,13 @@ def fast_path(raw: pl.Expr) -> pl.Expr:
 
 
 def token_stages(col: str = "device_token") -> list[list[pl.Expr]]:
-    """Three stages of expressions that trim `col` in place and add the `_n` (bytes) and `_ok`
-    (FCM alphabet) helper columns used by kind_code; normalize merges them with its own stages.
+    """Three stages of expressions that trim `col` in place and add the `_fast` (see fast_path)
+    and `_n` (bytes) helper columns used by kind_stages; normalize merges them with its own
+    stages.
 
     Tokens with the FCM/GCM layout and no whitespace, quotes, NUL/ESC/DEL or non-ASCII anywhere are
     taken as they are (trimming them would copy a million strings for nothing); only the others
-    are trimmed and get the full alphabet regex.
+    are trimmed.
     """
     raw = pl.col(col).cast(pl.String)
     stage1 = [fast_path(raw).alias("_fast")]
@@ -97,50 +98,61 @@ def token_stages(col: str = "device_token") -> list[list[pl.Expr]]:
     stage2 = [
         pl.when(fast).then(raw).otherwise(clean_token(_only(~fast, raw))).alias(col),
     ]
-    t = pl.col(col)
-    stage3 = [
-        t.str.len_bytes().alias("_n"),
-        pl.when(fast)
-        .then(pl.lit(True))
-        .otherwise(_only(~fast, t).str.contains(_FCM_ALPHABET))
-        .alias("_ok"),
-    ]
+    stage3 = [pl.col(col).str.len_bytes().alias("_n")]
     return [stage1, stage2, stage3]
 
 
-def kind_code(col: str = "device_token") -> pl.Expr:
-    """UInt8 kind code from the cleaned token and the `_n` / `_ok` columns of token_stages."""
+def kind_stages(col: str = "device_token", out: str = "_tk") -> list[list[pl.Expr]]:
+    """Two stages that add `out`, the UInt8 kind code of the cleaned token in `col`, from the
+    `_fast` and `_n` columns of token_stages (a helper `_sp` column is left behind).
+
+    The first stage tells the kinds a token's shape gives away (empty, oversized, Expo, Web Push,
+    email, phone, APNs); the FCM alphabet regex (~2 us per token) then only runs on the tokens
+    left, which are either malformed or FCM/GCM without the layout. Every pattern of the first
+    stage only runs on the rows that can match it (the others are masked to "", see _only): the
+    Expo, Web Push and email patterns need a `[`, `/` or `@`, which no fast-path token has.
+    """
     t = pl.col(col)
-    n, ok = pl.col("_n"), pl.col("_ok").fill_null(False)
-    odd = _only(~ok, t)  # URLs, emails, Expo, spaced APNs, junk
+    n, fast = pl.col("_n"), pl.col("_fast").fill_null(False)
+    slow = ~fast
+    expo = _only(slow, t)
+    url = _only(slow & t.str.contains("://", literal=True), t)
+    email = _only(slow & t.str.contains("@", literal=True), t)
     short = _only(n <= 24, t)  # phone numbers can be all digits, so they pass the alphabet
     hexlen = _only((n >= 64) & (n <= 100), t)
-    return (
+    special = (
         pl.when(t.is_null() | (n == 0))
         .then(_code("empty"))
         .when(n > MAX_TOKEN_LEN)
         .then(_code("oversized"))
         .when(
             (
-                odd.str.starts_with("ExpoPushToken[") | odd.str.starts_with("ExponentPushToken[")
+                expo.str.starts_with("ExpoPushToken[") | expo.str.starts_with("ExponentPushToken[")
             ).fill_null(False)
         )
         .then(_code("expo"))
-        .when(odd.str.contains(r"^(?i:https?)://").fill_null(False))
+        .when(url.str.contains(r"^(?i:https?)://").fill_null(False))
         .then(_code("webpush"))
-        .when(odd.str.contains(r"^(?i:mailto:)?[^@\s]+@[^@\s]+\.[^@\s]+$").fill_null(False))
+        .when(email.str.contains(r"^(?i:mailto:)?[^@\s]+@[^@\s]+\.[^@\s]+$").fill_null(False))
         .then(_code("email"))
         .when(short.str.contains(r"^(?:tel:)?\+?[0-9][0-9 ().\-]{5,18}[0-9]$").fill_null(False))
         .then(_code("phone"))
         # 64 hex digits once whitespace and <> are dropped, without building the dropped copy
         .when(hexlen.str.contains(r"^[\s<>]*(?:[0-9A-Fa-f][\s<>]*){64}$").fill_null(False))
         .then(_code("apns"))
-        .when(~ok | (n < MIN_TOKEN_LEN))
+    )
+    sp = pl.col("_sp")
+    alphabet = _only(slow & sp.is_null(), t).str.contains(_FCM_ALPHABET)
+    code = (
+        pl.when(sp.is_not_null())
+        .then(sp)
+        .when(slow & (~alphabet.fill_null(False) | (n < MIN_TOKEN_LEN)))
         .then(_code("malformed"))
         .when(t.str.starts_with("APA91b"))
         .then(_code("gcm"))
         .otherwise(_code("fcm"))
     )
+    return [[special.alias("_sp")], [code.alias(out)]]
 
 
 def kind_names(code: pl.Expr) -> pl.Expr:
@@ -155,18 +167,14 @@ def with_token_kind(
 
     Trims `col` in place. Speed: a full alphabet regex over a million 160-byte tokens costs more
     than reading the file, so tokens with the FCM/GCM layout (a 22- or 11-character id then
-    ":APA91b", or a bare "APA91b...") only get cheap checks (non-ASCII, whitespace, quotes);
-    every other token gets the full alphabet check, and the patterns for the wrong kinds only run
-    on the few rows that can match them (the rest are masked to null, which string kernels skip).
+    ":APA91b", or a bare "APA91b...") only get cheap checks (non-ASCII, whitespace, quotes); the
+    others are classified by kind_stages. normalize takes a faster route to the same answers
+    (token_first, finish_tokens); this one is the reference the tests hold it to.
     """
-    for stage in token_stages(col):
+    for stage in [*token_stages(col), *kind_stages(col, code_col)]:
         lf = lf.with_columns(stage)
     # small integer codes while deciding (cheap to compare); the string column is made once
-    return (
-        lf.with_columns(kind_code(col).alias(code_col))
-        .with_columns(kind_names(pl.col(code_col)).alias(out))
-        .drop("_n", "_ok", "_fast")
-    )
+    return lf.with_columns(kind_names(pl.col(code_col)).alias(out)).drop("_n", "_sp", "_fast")
 
 
 def token_first(col: str = "device_token") -> list[pl.Expr]:
@@ -196,7 +204,7 @@ def token_first(col: str = "device_token") -> list[pl.Expr]:
 
 def finish_tokens(frame: pl.DataFrame, col: str = "device_token") -> pl.DataFrame:
     """`frame` (with the columns of token_first) with `col` trimmed and `_tk` the final kind code,
-    the same as token_stages + kind_code.
+    the same as token_stages + kind_stages.
 
     Rows on the FCM/GCM fast path (see token_stages) no longer than MAX_TOKEN_LEN can only be
     `gcm` or `fcm`, which token_first already told apart by their prefix; they are kept as they
@@ -212,34 +220,44 @@ def finish_tokens(frame: pl.DataFrame, col: str = "device_token") -> pl.DataFram
         sub = pl.DataFrame([tokens.gather(idx), frame["_maybe"].gather(idx)])
         # in a real export hardly any odd row has the layout: fast_path only runs when one does
         maybe = sub["_maybe"].any()
-        if maybe:
-            sub = sub.with_columns(fast_path(pl.col(col)).alias("_fast"))
+        raw = pl.col(col)
+        fast = fast_path(raw) if maybe else pl.lit(False)
         # token_stages' second and third stages, without the masking: few rows here are fast.
         # Lazily, so the streaming engine splits the rows over the cores; the trim is a stage of
         # its own because clean_token in one expression trims twice (~9 ms per 90k tokens each).
-        raw, fast = pl.col(col), pl.col("_fast")
-        trimmed = pl.when(fast).then(raw).otherwise(raw.str.strip_chars()) if maybe else None
-        sub = (
+        trimmed = pl.when("_fast").then(raw).otherwise(raw.str.strip_chars()) if maybe else None
+        lf = (
             sub.lazy()
+            .with_columns(fast.alias("_fast"))
             .with_columns((raw.str.strip_chars() if trimmed is None else trimmed).alias(col))
             .with_columns(pl.when(raw != "").then(raw).alias(col))
+            .with_columns(raw.str.len_bytes().alias("_n"))
         )
-        alphabet = raw.str.contains(_FCM_ALPHABET)
-        stage3 = [
-            raw.str.len_bytes().alias("_n"),
-            (pl.when(fast).then(pl.lit(True)).otherwise(alphabet) if maybe else alphabet).alias(
-                "_ok"
-            ),
-        ]
-        sub = sub.with_columns(stage3).select(col, kind_code(col).alias("_tk")).collect()
-        # trimming changed the token (surrounding whitespace, or blank -> null)
-        changed = sub[col].ne_missing(tokens.gather(idx))
-        at = idx.filter(changed)
+        for stage in kind_stages(col):
+            lf = lf.with_columns(stage)
+        sub = lf.select(col, "_tk").collect()
         frame = frame.with_columns(
-            # only the changed tokens are written back (a string scatter copies the column)
-            tokens.clone().scatter(at, sub[col].filter(changed)) if len(at) else tokens,
-            frame["_tk"].clone().scatter(idx, sub["_tk"]),
+            _written_back(tokens, idx, sub[col]), frame["_tk"].clone().scatter(idx, sub["_tk"])
         )
     # `_odd` / `_maybe` stay: dropping columns here re-aligns the chunks of the whole frame (the
     # first stage comes back in one chunk per morsel), ~12 ms; normalize's last select drops them
     return frame
+
+
+def _written_back(tokens: pl.Series, idx: pl.Series, cleaned: pl.Series) -> pl.Series:
+    """`tokens` with the rows at `idx` replaced by `cleaned` where trimming changed them.
+
+    A string scatter copies the whole column (16 MB of views per million rows, all fresh pages),
+    so it only runs when some token kept text but lost surrounding whitespace. Blank tokens
+    (the usual change) only turn null: a when/then over the column itself does that on the
+    validity bitmap alone.
+    """
+    changed = cleaned.ne_missing(tokens.gather(idx))
+    if not changed.any():
+        return tokens
+    if cleaned.filter(changed).null_count() < changed.sum():
+        at = idx.filter(changed)
+        return tokens.clone().scatter(at, cleaned.filter(changed))
+    keep = pl.repeat(True, len(tokens), eager=True).alias("_keep")
+    keep = keep.scatter(idx.filter(changed), False)
+    return pl.DataFrame([tokens, keep]).select(pl.when("_keep").then(tokens.name)).to_series()
