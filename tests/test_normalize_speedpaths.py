@@ -76,6 +76,39 @@ def test_only_trimmed_tokens_are_rewritten_and_input_is_left_alone() -> None:
     assert df.equals(before)
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [
+        ["   ", "", "\t"],  # only blanks: turned null on the validity bitmap
+        ["a" * 64, "x@y.com"],  # nothing changes
+        ["   ", " " + "b" * 64],  # a blank and a trimmed token: the scatter
+    ],
+)
+def test_odd_tokens_written_back(odd: list[str]) -> None:
+    fcm = ID22 + ":APA91b" + BODY
+    tokens = [fcm, *odd, fcm]
+    df = frame(tokens)
+    before = df.clone()
+    out = normalize(df, OPTS)
+    cleaned = [t.strip() or None for t in tokens]
+    assert out["device_token"].to_list() == cleaned
+    assert out["token_kind"].to_list() == reference_kinds(tokens)
+    assert df.equals(before)
+
+
+@pytest.mark.parametrize(
+    "models",
+    [
+        ["Pixel 8", "", None, "SM-A546E"],  # no surrounding whitespace: the column is kept
+        ["Pixel 8", " ", None, " SM-A546E\t"],  # trimmed per distinct value
+    ],
+)
+def test_models_are_trimmed_and_blank_is_null(models: list[str | None]) -> None:
+    fcm = ID22 + ":APA91b" + BODY
+    out = normalize(frame([fcm] * len(models), model=models), OPTS)
+    assert out["model"].to_list() == [m.strip() or None if m is not None else None for m in models]
+
+
 def test_value_index_is_the_enum_index() -> None:
     values = pl.Series("v", ["b", None, "a", " b", "b", "", None, "é"])
     idx, distinct = lookups.value_index(values)
