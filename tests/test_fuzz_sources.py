@@ -180,6 +180,19 @@ def test_extra_fields_are_refused_even_when_the_last_column_is_unused(tmp_path: 
     expect_error(tmp_path, f, "data row 1 has 8 fields, the header has 7", "check quoting")
 
 
+@pytest.mark.parametrize("name", ["shift.csv", "shift.csv.gz"])
+def test_extra_fields_are_refused_when_a_column_in_the_middle_is_unused(
+    tmp_path: Path, name: str
+) -> None:
+    """polars 2.1 checks for extra fields only when it parses every column: with `tags` left
+    out, `c1,a,b,...` put b in device_token, the token in platform, and so on, silently."""
+    header = "customer_id,tags,device_token,platform,model\n"
+    text = (header + f"c1,a,b,{FCM},android,Pixel\nc2,x,{fcm(2)},ios,iPhone\n").encode()
+    f = tmp_path / name
+    f.write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
+    expect_error(tmp_path, f, "data row 1 has 6 fields, the header has 5", "check quoting")
+
+
 def test_quote_left_open_to_an_escaped_quote_at_the_end(tmp_path: Path) -> None:
     """polars alone reads this as one row, the two lines after the open quote inside its token."""
     f = write(tmp_path, "open_end.csv", HEADER + f'c1,"{FCM}\nc2,{fcm(2)},android\nc3,x,""')
@@ -395,6 +408,16 @@ def test_stray_quote_across_lines_in_a_gzip_file_is_not_merged_silently(tmp_path
     # break is what sends it to Python's reader
     f = tmp_path / "q.csv.gz"
     f.write_bytes(gzip.compress(b'customer_id,device_token,platform\n"" "\n",'))
+    expect_error(tmp_path, f, "near line 2: ',' expected after '\"'", "check quoting")
+
+
+@pytest.mark.parametrize("name", ["q.csv", "q.csv.gz"])
+def test_stray_quote_in_a_column_the_run_does_not_read(tmp_path: Path, name: str) -> None:
+    # `tags` is not read, yet polars joins the two lines through it: the line count shows it in
+    # a plain file, the line-break check over every column in a gzip one
+    f = tmp_path / name
+    text = b'customer_id,tags,device_token,platform\nc1,"" "\n",tokA,android\nc2,x,tokB,ios\n'
+    f.write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
     expect_error(tmp_path, f, "near line 2: ',' expected after '\"'", "check quoting")
 
 
