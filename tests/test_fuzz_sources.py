@@ -113,6 +113,11 @@ def write(tmp_path: Path, name: str, data: str | bytes) -> Path:
     return path
 
 
+def write_as_named(tmp_path: Path, name: str, data: bytes) -> Path:
+    """`data` in `name`, gzip-compressed when the name ends in .gz."""
+    return write(tmp_path, name, gzip.compress(data) if name.endswith(".gz") else data)
+
+
 # ---------------------------------------------------------------------------------------------
 # files that must be refused: (name, content, what the message must say)
 # ---------------------------------------------------------------------------------------------
@@ -188,8 +193,7 @@ def test_extra_fields_are_refused_when_a_column_in_the_middle_is_unused(
     out, `c1,a,b,...` put b in device_token, the token in platform, and so on, silently."""
     header = "customer_id,tags,device_token,platform,model\n"
     text = (header + f"c1,a,b,{FCM},android,Pixel\nc2,x,{fcm(2)},ios,iPhone\n").encode()
-    f = tmp_path / name
-    f.write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
+    f = write_as_named(tmp_path, name, text)
     expect_error(tmp_path, f, "data row 1 has 6 fields, the header has 5", "check quoting")
 
 
@@ -415,18 +419,16 @@ def test_stray_quote_across_lines_in_a_gzip_file_is_not_merged_silently(tmp_path
 def test_stray_quote_in_a_column_the_run_does_not_read(tmp_path: Path, name: str) -> None:
     # `tags` is not read, yet polars joins the two lines through it: the line count shows it in
     # a plain file, the line-break check over every column in a gzip one
-    f = tmp_path / name
     text = b'customer_id,tags,device_token,platform\nc1,"" "\n",tokA,android\nc2,x,tokB,ios\n'
-    f.write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
+    f = write_as_named(tmp_path, name, text)
     expect_error(tmp_path, f, "near line 2: ',' expected after '\"'", "check quoting")
 
 
 @pytest.mark.parametrize("name", ["q.csv", "q.csv.gz"])
 def test_quoted_line_breaks_are_read_as_values(tmp_path: Path, name: str) -> None:
     # rows + header < physical lines, legitimately: Python's reader agrees, so the read stands
-    f = tmp_path / name
     text = b'customer_id,device_token,platform\n"c\n1",tok,android\nc2,"t\r\nk",ios\n'
-    f.write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
+    f = write_as_named(tmp_path, name, text)
     frame = load_sources([f]).frame
     assert frame.select("customer_id", "device_token", "source_row").rows() == [
         ("c\n1", "tok", 1),
