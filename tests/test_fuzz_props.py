@@ -117,7 +117,7 @@ def test_any_bytes_end_in_an_error_or_outcomes_that_add_up(data: bytes, name: st
     in_tmp(name, data, lambda path, tmp: validate(path, tmp))
 
 
-def _python_records(text: str) -> tuple[list[list[str]] | None, bool]:
+def _python_records(text: str, sep: str = ",") -> tuple[list[list[str]] | None, bool]:
     """What Python's csv module reads after the header (None: not valid CSV for it, or a record
     with more fields than the header), and whether the file may also be refused: when the only
     extra fields are empty ones on the last line with no newline after it (`c1,t,android,` at
@@ -125,7 +125,9 @@ def _python_records(text: str) -> tuple[list[list[str]] | None, bool]:
     lost either way."""
     try:
         records = list(
-            csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
+            csv.reader(
+                io.StringIO(text.removeprefix("\ufeff"), newline=""), delimiter=sep, strict=True
+            )
         )
     except csv.Error:
         return None, True
@@ -148,17 +150,19 @@ def _python_records(text: str) -> tuple[list[list[str]] | None, bool]:
     lead=st.sampled_from(["", "\ufeff", "\n", "\r\n\r\n"]),
     name=st.sampled_from(["f.csv", "f.csv.gz"]),
     unused=st.booleans(),
+    sep=st.sampled_from([",", ";", "\t"]),
 )
 def test_csv_rows_are_the_records_python_csv_reads(
-    body: str, eol: str, lead: str, name: str, unused: bool
+    body: str, eol: str, lead: str, name: str, unused: bool, sep: str
 ) -> None:
-    # `unused`: a column the run does not read, between two it does (polars skips parsing it)
-    header = (
-        "customer_id,tags,device_token,platform" if unused else "customer_id,device_token,platform"
-    )
+    # `unused`: a column the run does not read, between two it does; `sep`: the delimiter the
+    # header line shows (detected)
+    columns = ["customer_id", "tags", "device_token", "platform"]
+    if not unused:
+        columns.remove("tags")
     read = [0, 2, 3] if unused else [0, 1, 2]
-    text = lead + header + eol + body
-    expected, may_refuse = _python_records(text)
+    text = lead + sep.join(columns) + eol + body
+    expected, may_refuse = _python_records(text, sep)
 
     def check(path: Path, tmp: Path) -> None:
         try:
@@ -169,7 +173,9 @@ def test_csv_rows_are_the_records_python_csv_reads(
         if expected is None:
             # polars is lenient with some quoting Python's strict mode refuses (`"" ""` reads as
             # ` `): allowed, as long as the rows are those Python's lenient mode reads
-            lenient = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline="")))
+            lenient = list(
+                csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), delimiter=sep)
+            )
             while lenient and lenient[0] == []:
                 lenient.pop(0)
             assert frame.height == len(lenient) - 1, f"read {frame.height} rows Python refuses"
