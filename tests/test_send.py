@@ -403,3 +403,34 @@ def test_run_send_sync_wrapper_uses_a_thread_safe_loop() -> None:
         transport=fake.transport(),
     )
     assert outcome.completed and len(got) == 10 and outcome.transport == "MockTransport"
+
+
+@pytest.mark.parametrize("before", [(700, 10, 10), (100_000, 5, 5), (0, 10, 10)])
+def test_run_send_collects_young_garbage_less_often_and_restores_the_thresholds(
+    before: tuple[int, int, int],
+) -> None:
+    """A young-generation collection every 700 allocations (the default) paused the loop every
+    few requests; a caller's own settings win when they collect less often (or never: 0)."""
+    import gc
+
+    from pipeline.send import SEND_GC_THRESHOLD, run_send
+
+    seen: list[tuple[int, int, int]] = []
+    saved = gc.get_threshold()
+    gc.set_threshold(*before)
+    try:
+        run_send(
+            plan_frame(3),
+            ClientOptions(base_url="https://m.test/v1"),
+            Credentials(api_key=FAKE_API_KEY),
+            SendOptions(concurrency=2),
+            lambda _result: seen.append(gc.get_threshold()),
+            handle_signals=False,
+            transport=FakeMasivo().transport(),
+        )
+        after = gc.get_threshold()
+    finally:
+        gc.set_threshold(*saved)
+    young = before[0] and max(before[0], SEND_GC_THRESHOLD)
+    assert seen == [(young, *before[1:])] * 3
+    assert after == before
