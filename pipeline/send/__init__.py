@@ -118,7 +118,7 @@ async def send_with_client(
 # Python's cyclic GC collects its young generation every 700 net allocations by default, and a
 # PATCH allocates dozens of objects (in aiohttp mostly): a collection every few requests, and
 # each one delays every answer waiting in the loop. At 50 ms latency and concurrency 256 that
-# cost 3-4% of throughput and ~4% of client CPU (make bench). 50,000 still bounds the cyclic
+# cost 3-4% of throughput and ~5% of client CPU (make bench). 50,000 still bounds the cyclic
 # garbage between collections to a few MB.
 SEND_GC_THRESHOLD = 50_000
 
