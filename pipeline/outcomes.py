@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+import polars as pl
+
 
 class Outcome(StrEnum):
     """What finally happened to one input row. Every input row gets exactly one."""
@@ -111,6 +113,13 @@ REASONS: dict[str, tuple[Outcome, str]] = {
         "The state store could not be written (disk full?); the run stopped.",
     ),
 }
+
+
+# The types of the `outcome` and `reason` columns while a run is in memory. A value outside these
+# tables cannot be stored in them (polars refuses the cast), and each row holds one byte instead of
+# a 16-byte string view: normalize writes both columns for every row of a batch.
+OUTCOME_DTYPE = pl.Enum(OUTCOMES)
+REASON_DTYPE = pl.Enum(list(REASONS))
 
 
 def outcome_of(reason: str) -> Outcome:

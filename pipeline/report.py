@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.outcomes import OUTCOMES, REASONS
+from pipeline.outcomes import OUTCOME_DTYPE, OUTCOMES, REASON_DTYPE, REASONS
 
 log = logging.getLogger("pipeline.report")
 
@@ -44,8 +44,8 @@ RESULT_COLUMNS: tuple[str, ...] = (
 
 SEND_RESULT_SCHEMA: dict[str, pl.DataType] = {
     "row_id": pl.Int64(),
-    "outcome": pl.String(),
-    "reason": pl.String(),
+    "outcome": OUTCOME_DTYPE,
+    "reason": REASON_DTYPE,
     "http_status": pl.Int64(),
     "attempts": pl.Int64(),
     "error": pl.String(),

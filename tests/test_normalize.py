@@ -8,7 +8,9 @@ import polars as pl
 import pytest
 
 from pipeline.normalize import REASON_ORDER, NormalizeOptions, normalize
-from pipeline.outcomes import REASONS
+from pipeline.normalize.tokens import TOKEN_KIND_DTYPE
+from pipeline.outcomes import OUTCOME_DTYPE, REASON_DTYPE, REASONS
+from pipeline.sources.profiles import ANDROID_VERSION_KIND_DTYPE
 
 NOW = datetime(2026, 12, 4, tzinfo=UTC)
 FCM = "c" + "A" * 21 + ":APA91b" + "x" * 134
@@ -227,6 +229,31 @@ def test_existing_outcomes_are_kept() -> None:
     )
     row = normalize(df, OPTS).row(0, named=True)
     assert (row["outcome"], row["reason"], row["detail"]) == ("skipped", "not_in_shard", "x")
+
+
+def test_an_undocumented_reason_cannot_be_stored() -> None:
+    df = frame(device_token=[FCM]).with_columns(outcome=pl.lit("skipped"), reason=pl.lit("nope"))
+    with pytest.raises(pl.exceptions.InvalidOperationError, match="nope"):
+        normalize(df, OPTS)
+
+
+def test_decision_columns_are_enums() -> None:
+    out = normalize(frame(device_token=[FCM, "a" * 64, ""]), OPTS)
+    assert out.schema["outcome"] == OUTCOME_DTYPE
+    assert out.schema["reason"] == REASON_DTYPE
+    assert out.schema["token_kind"] == TOKEN_KIND_DTYPE
+    assert out.schema["android_version_kind"] == ANDROID_VERSION_KIND_DTYPE
+    assert out["reason"].to_list() == [None, "apns_token_not_fcm", "missing_device_token"]
+    assert out["token_kind"].to_list() == ["fcm", "apns", "empty"]
+
+
+def test_android_version_kind_given_as_text() -> None:
+    # a hand-built frame may hold the kind as a string; it comes back as the Enum, and API
+    # levels are not read as releases
+    df = frame(os_version=["28", "9"]).with_columns(android_version_kind=pl.Series(["api", None]))
+    out = normalize(df, OPTS)
+    assert out["os_version"].to_list() == ["28", "28"]
+    assert out["android_version_kind"].to_list() == ["api", "api"]
 
 
 def test_never_drops_or_reorders_rows() -> None:

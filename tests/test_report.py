@@ -10,7 +10,15 @@ import polars as pl
 import pytest
 
 from pipeline import report
-from pipeline.outcomes import OUTCOMES, REASONS, Outcome, outcome_of, reasons_for
+from pipeline.outcomes import (
+    OUTCOME_DTYPE,
+    OUTCOMES,
+    REASON_DTYPE,
+    REASONS,
+    Outcome,
+    outcome_of,
+    reasons_for,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SUMMARY_SCHEMA = fastjsonschema.compile(
@@ -84,6 +92,23 @@ def test_unsent_rows_get_the_stop_reason_and_counts_add_up(tmp_path: Path) -> No
     assert sum(summary.outcomes.values()) == summary.input_rows
     assert summary.reasons["interrupted"] == 1
     SUMMARY_SCHEMA(summary.as_dict())
+
+
+def test_report_files_keep_text_columns_for_enum_decisions(tmp_path: Path) -> None:
+    # normalize hands over outcome / reason as Enum columns; the files keep plain text types
+    enums = {"outcome": OUTCOME_DTYPE, "reason": REASON_DTYPE}
+    frame = report.apply_send_results(work_frame().cast(enums), send_results())
+    frame = report.mark_undecided(frame, "interrupted")
+    assert frame.schema["outcome"] == OUTCOME_DTYPE and frame.schema["reason"] == REASON_DTYPE
+    meta = {"run_id": "r", "started_at": "x", "finished_at": "y"}
+    summary = report.build_summary(frame, meta=meta)
+    assert summary.outcomes["succeeded"] == 1 and summary.reasons["interrupted"] == 1
+    report.write_report(frame, summary, tmp_path)
+    results = pl.read_parquet(tmp_path / "results.parquet")
+    assert results.schema["outcome"] == pl.String and results.schema["reason"] == pl.String
+    assert results["reason"].to_list() == [
+        "registered", "interrupted", "malformed_token", "missing_device_token",
+    ]  # fmt: skip
 
 
 def test_report_refuses_rows_without_outcome() -> None:

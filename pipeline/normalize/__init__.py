@@ -10,8 +10,10 @@
                   version); empty -> null; the raw value when it could not be understood
     activity_at   Datetime(us, UTC); unparseable -> null (treated as "no activity known")
     opted_in      Boolean; null = unknown, treated as opted in
-    token_kind    see pipeline.normalize.tokens.TOKEN_KINDS
+    token_kind    see pipeline.normalize.tokens.TOKEN_KINDS (an Enum column, TOKEN_KIND_DTYPE)
     outcome, reason, detail   null outcome = still eligible; otherwise skipped/invalid + a reason
+                  (outcome and reason are Enum columns: pipeline.outcomes.OUTCOME_DTYPE,
+                  REASON_DTYPE)
     platform_raw, os_version_raw   the values as read, for the report
 
 Missing model or osVersion is not an error: both are optional in Masivo's device_info, so the
@@ -48,9 +50,11 @@ from pipeline.normalize.tokens import (
     KIND_REASON,
     TOKEN_KINDS,
     finish_tokens,
+    kind_names,
     token_first,
 )
-from pipeline.outcomes import REASONS
+from pipeline.outcomes import OUTCOME_DTYPE, REASON_DTYPE, REASONS
+from pipeline.sources.profiles import ANDROID_VERSION_KIND_DTYPE
 
 __all__ = ["REASON_ORDER", "NormalizeOptions", "normalize"]
 
@@ -112,9 +116,10 @@ def _ensure_columns(frame: pl.DataFrame) -> pl.DataFrame:
     """Add the optional columns a hand-built frame may lack, so normalize accepts any subset."""
     need = {
         "model": pl.String, "os_version": pl.String, "activity_at": pl.String,
-        "opted_in": pl.String, "android_version_kind": pl.String, "platform": pl.String,
+        "opted_in": pl.String, "android_version_kind": ANDROID_VERSION_KIND_DTYPE,
+        "platform": pl.String,
         "customer_id": pl.String, "device_token": pl.String,
-        "outcome": pl.String, "reason": pl.String, "detail": pl.String,
+        "outcome": OUTCOME_DTYPE, "reason": REASON_DTYPE, "detail": pl.String,
     }  # fmt: skip
     missing = [pl.lit(None, dtype=t).alias(c) for c, t in need.items() if c not in frame.columns]
     out = frame.with_columns(missing) if missing else frame
@@ -202,7 +207,7 @@ def normalize(frame: pl.DataFrame, options: NormalizeOptions | None = None) -> p
             opted_in.alias("opted_in"),
             plat_idx.alias("_pi"),
             os_idx.alias("_oi"),
-            (pl.col("android_version_kind").cast(pl.String) == "api").alias("_api"),
+            (pl.col("android_version_kind") == "api").alias("_api"),
             _customer_bits(cust, may_be_long).alias("_cb"),
             ts_first,
             *token_first("device_token"),
@@ -221,7 +226,10 @@ def normalize(frame: pl.DataFrame, options: NormalizeOptions | None = None) -> p
     if _decided(frame):
         # rows decided before normalize (e.g. a second pass) keep their outcome, reason and detail
         decided = ("outcome", "reason", "detail")
-        was = decisions.hstack([frame[c].alias(f"_was_{c}") for c in decided])
+        # a hand-built frame may hold them as strings: a value outside the tables fails here
+        was = decisions.hstack(
+            [frame[c].cast(decisions.schema[c]).alias(f"_was_{c}") for c in decided]
+        )
         before = pl.col("_was_outcome").is_not_null()
         decisions = was.select(
             *(
@@ -326,8 +334,8 @@ def _decide(
         .otherwise(r)
     )
     detail = take(details, detail_at)
-    new_outcome = take(pl.Series([outcome_of.get(i) for i in by_reason], dtype=pl.String), r)
-    new_reason = take(pl.Series([reason_of.get(i) for i in by_reason], dtype=pl.String), r)
+    new_outcome = take(pl.Series([outcome_of.get(i) for i in by_reason], dtype=OUTCOME_DTYPE), r)
+    new_reason = take(pl.Series([reason_of.get(i) for i in by_reason], dtype=REASON_DTYPE), r)
     return lf.select(
         outcome=new_outcome,
         reason=new_reason,
@@ -337,7 +345,7 @@ def _decide(
         os_version=take(os_dense["out"], key),
         # os_version now holds an API level: a second pass must not read it as a release
         android_version_kind=pl.when(take(os_dense["api"], key).fill_null(False))
-        .then(pl.lit("api"))
-        .otherwise(pl.col("android_version_kind")),
-        token_kind=take(list(TOKEN_KINDS), kind),
+        .then(pl.lit("api", dtype=ANDROID_VERSION_KIND_DTYPE))
+        .otherwise(pl.col("android_version_kind").cast(ANDROID_VERSION_KIND_DTYPE)),
+        token_kind=kind_names(kind),
     )

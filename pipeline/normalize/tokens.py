@@ -26,6 +26,9 @@ TOKEN_KINDS = (
     "malformed",
 )
 
+# the type of the token_kind column: one byte per row, and no value outside TOKEN_KINDS
+TOKEN_KIND_DTYPE = pl.Enum(TOKEN_KINDS)
+
 # kind -> (reason code, detail) for the kinds that make a row invalid
 KIND_REASON: dict[str, tuple[str, str]] = {
     "empty": ("missing_device_token", "device_token is empty"),
@@ -158,7 +161,8 @@ def kind_stages(col: str = "device_token", out: str = "_tk") -> list[list[pl.Exp
 
 
 def kind_names(code: pl.Expr) -> pl.Expr:
-    return code.replace_strict(dict(enumerate(TOKEN_KINDS)), default=None, return_dtype=pl.String)
+    """The TOKEN_KIND_DTYPE column of UInt8 kind codes (see KIND_CODE)."""
+    return pl.lit(pl.Series(TOKEN_KINDS, dtype=TOKEN_KIND_DTYPE)).gather(code)
 
 
 def with_token_kind(

@@ -10,7 +10,8 @@ Columns of the returned frame:
     row_id Int64, source_file String, source_row Int64 (1-based data row in its file),
     customer_id, device_token, platform, model, os_version, activity_at, opted_in (all String),
     platform_raw String (the vendor's own platform value, before code translation),
-    android_version_kind String ("release" | "api": what a bare Android version number means).
+    android_version_kind Enum "release" | "api" (profiles.ANDROID_VERSION_KIND_DTYPE: what a bare
+        Android version number means).
 
 `opted_in` is "true" / "false" / null, already decided by the profile's opt-out rules.
 A problem with a whole file raises InputError naming the file and the fix; a problem with a row is

@@ -10,6 +10,7 @@ import polars as pl
 
 from pipeline.errors import InputError
 from pipeline.sources.profiles import (
+    ANDROID_VERSION_KIND_DTYPE,
     CANONICAL,
     PROFILES,
     REQUIRED,
@@ -126,7 +127,7 @@ def canonical_exprs(profile: Profile, schema: pl.Schema, kind: str) -> list[pl.E
     else:
         opted = pl.lit(None, dtype=pl.String)
     exprs.append(opted.alias("opted_in"))
-    exprs.append(pl.lit(kind, dtype=pl.String).alias("android_version_kind"))
+    exprs.append(pl.lit(kind, dtype=ANDROID_VERSION_KIND_DTYPE).alias("android_version_kind"))
     return exprs
 
 

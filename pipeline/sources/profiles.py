@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
+
+import polars as pl
 
 AndroidVersionKind = Literal["release", "api"]
+# the android_version_kind column's type: one byte per row, not a 16-byte string view
+ANDROID_VERSION_KIND_DTYPE = pl.Enum(get_args(AndroidVersionKind))
 
 # The canonical columns a profile can feed (besides row_id/source_file/source_row).
 CANONICAL = ("customer_id", "device_token", "platform", "model", "os_version", "activity_at")
