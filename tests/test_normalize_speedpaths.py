@@ -10,6 +10,14 @@ import pytest
 
 import pipeline.normalize.lookups as lookups
 from pipeline.normalize import NormalizeOptions, normalize
+from pipeline.normalize.customers import (
+    FINE,
+    INVALID,
+    MAX_CUSTOMER_ID_LEN,
+    MISSING,
+    customer_first,
+    customer_problem,
+)
 from pipeline.normalize.tokens import with_token_kind
 
 NOW = datetime(2026, 12, 4, tzinfo=UTC)
@@ -107,6 +115,50 @@ def test_models_are_trimmed_and_blank_is_null(models: list[str | None]) -> None:
     fcm = ID22 + ":APA91b" + BODY
     out = normalize(frame([fcm] * len(models), model=models), OPTS)
     assert out["model"].to_list() == [m.strip() or None if m is not None else None for m in models]
+
+
+def reference_customers(ids: list[str | None], may_be_long: bool) -> tuple[list, list]:
+    """Every id trimmed, then checked: the path without the sub-frame."""
+    df = pl.DataFrame({"c": ids}, schema={"c": pl.String}).select(pl.col("c").str.strip_chars())
+    return df["c"].to_list(), df.select(customer_problem(pl.col("c"), may_be_long))["c"].to_list()
+
+
+LONG = "L" * MAX_CUSTOMER_ID_LEN
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        [],  # nothing to finish
+        ["c 2", "c\u00e9"],  # a space inside, non-ASCII: looked at, nothing changes
+        [" c2", "c3\t", "\u3000c4\u00a0", "c5\u2009"],  # ASCII and Unicode spaces trimmed
+        ["   ", "\t", "\u3000"],  # blank: trimmed to "", missing
+        ["c\x00d", "c\x1bd", "c\x7fd", " c\nd "],  # control characters inside: invalid
+        [LONG + "   ", " " + LONG + "x"],  # at the limit once trimmed / over it
+    ],
+)
+@pytest.mark.parametrize("bulk", [4, 400])  # few odd ids among many, or mostly odd ones
+def test_odd_customer_ids_match_trimming_every_id(odd: list[str], bulk: int) -> None:
+    ids = ["c1", None, "", *odd, LONG + "x", *["c9"] * bulk]
+    fcm = ID22 + ":APA91b" + BODY
+    df = frame([fcm] * len(ids), customer_id=ids)
+    before = df.clone()
+    out = normalize(df, OPTS)
+    trimmed, codes = reference_customers(ids, may_be_long=True)
+    reasons = {FINE: None, MISSING: "missing_customer_id", INVALID: "invalid_customer_id"}
+    assert out["customer_id"].to_list() == trimmed
+    assert out["reason"].to_list() == [reasons[c] for c in codes]
+    assert df.equals(before)
+
+
+def test_every_character_strip_chars_trims_marks_an_id_odd() -> None:
+    chars = pl.Series([chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF])
+    ids = pl.DataFrame({"c": chars + "id"})
+    firsts = ids.select(customer_first("c", may_be_long=False)).with_columns(
+        trims=ids["c"].str.strip_chars() != ids["c"]
+    )
+    assert firsts.filter(pl.col("trims") & ~pl.col("_codd")).is_empty()
+    assert firsts["trims"].sum() == 25  # Unicode White_Space
 
 
 def test_value_index_is_the_enum_index() -> None:

@@ -33,6 +33,14 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
+from pipeline.normalize.customers import (
+    FINE,
+    INVALID,
+    MAX_CUSTOMER_ID_LEN,
+    MISSING,
+    customer_first,
+    finish_customers,
+)
 from pipeline.normalize.lookups import (
     CODE_TO_PLATFORM,
     UNSUPPORTED,
@@ -57,8 +65,6 @@ from pipeline.outcomes import OUTCOME_DTYPE, REASON_DTYPE, REASONS
 from pipeline.sources.profiles import ANDROID_VERSION_KIND_DTYPE
 
 __all__ = ["REASON_ORDER", "NormalizeOptions", "normalize"]
-
-MAX_CUSTOMER_ID_LEN = 1024  # ids are free text; this only stops absurd values
 
 # precedence when a row has several problems (first wins)
 REASON_ORDER = (
@@ -140,20 +146,6 @@ def _flag(mask: pl.Expr, code: str) -> pl.Expr:
     return mask.fill_null(False).cast(pl.UInt16) * _bit(code)
 
 
-def _customer_bits(cust: pl.Expr, may_be_long: bool) -> pl.Expr:
-    """The reason bits of a trimmed customer id: missing, or invalid (a missing id is not also
-    invalid: its bit is the lower one)."""
-    # contains_any of the 33 single-byte controls: ~14 ms per million ids, the regex class
-    # [\x00-\x1f\x7f] ~22 ms (same matches: these bytes never occur inside a UTF-8 multi-byte
-    # sequence)
-    bad = cust.str.contains_any([chr(c) for c in range(0x20)] + ["\x7f"])
-    if may_be_long:
-        bad = bad | (cust.str.len_chars() > MAX_CUSTOMER_ID_LEN)
-    return _flag(cust.is_null() | (cust == ""), "missing_customer_id") | _flag(
-        bad, "invalid_customer_id"
-    )
-
-
 def _decided(frame: pl.DataFrame) -> bool:
     """Whether some row already has an outcome (e.g. a second pass)."""
     return frame.lazy().select(pl.col("outcome").is_not_null().any()).collect().item()
@@ -189,37 +181,34 @@ def normalize(frame: pl.DataFrame, options: NormalizeOptions | None = None) -> p
 
     # Stage 1, per row: the cleaned values, value indices and flags, as a frame of their own.
     # Its expressions are independent, so polars evaluates them in parallel. It is collected so
-    # that the few tokens and timestamps off the fast path can be finished on their own (see
-    # finish_tokens, finish_activity). The value indices `_pi` / `_oi` are its columns: every
-    # later lookup is a gather by them. The customer id is trimmed in a stage of its own:
-    # polars' common-subexpression elimination leaves the strip_chars alone, so each of the
-    # four uses in _customer_bits trimmed every id again (~30 ms CPU per million rows).
-    cust = pl.col("customer_id")
+    # that the few customer ids, tokens and timestamps off the fast path can be finished on
+    # their own (see finish_customers, finish_tokens, finish_activity). The value indices
+    # `_pi` / `_oi` are its columns: every later lookup is a gather by them.
     rows = (
         frame.lazy()
-        .with_columns(cust.cast(pl.String).str.strip_chars())
         .select(
             "device_token",
             "activity_at",
             "android_version_kind",
-            "customer_id",
+            pl.col("customer_id").cast(pl.String),
             cleaned(frame["model"], distinct["model"]).alias("model"),
             opted_in.alias("opted_in"),
             plat_idx.alias("_pi"),
             os_idx.alias("_oi"),
             (pl.col("android_version_kind") == "api").alias("_api"),
-            _customer_bits(cust, may_be_long).alias("_cb"),
+            *customer_first("customer_id", may_be_long),
             ts_first,
             *token_first("device_token"),
         )
         .collect()
     )
+    rows = finish_customers(rows, "customer_id", may_be_long)
     rows = finish_tokens(rows, "device_token")
     activity = finish_activity(rows, "activity_at", ts_final)
     # Stage 2 reads only small columns, each in one chunk: a query over columns chunked unlike
     # each other first copies every column it reads into one chunk (~10 ms per million rows for
     # the whole work frame, and as many fresh pages)
-    work = rows[["_pi", "_oi", "_tk", "_cb", "_api", "opted_in", "android_version_kind"]]
+    work = rows[["_pi", "_oi", "_tk", "_cc", "_api", "opted_in", "android_version_kind"]]
     work = work.with_columns(activity).rechunk()
     decisions = _decide(work, options, now, plat_table, os_dense, os_trimmed).collect()
 
@@ -285,6 +274,8 @@ def _decide(
         .cast(pl.UInt16)
     ).to_series()
     plat_bits = plat_bits.append(pl.Series([_bit("missing_platform")], dtype=pl.UInt16))
+    by_code = {FINE: 0, MISSING: _bit("missing_customer_id"), INVALID: _bit("invalid_customer_id")}
+    cust_bits = pl.Series([by_code[c] for c in sorted(by_code)], dtype=pl.UInt16)
     os_bits = os_dense.select(
         pl.when("invalid").then(_bit("invalid_os_version")).otherwise(0).cast(pl.UInt16)
     ).to_series()
@@ -292,7 +283,7 @@ def _decide(
         take(kind_bits, kind),
         take(plat_bits, pi.fill_null(len(plat_bits) - 1)),
         take(os_bits, key).fill_null(0),  # a null os value has no key
-        pl.col("_cb"),
+        take(cust_bits, pl.col("_cc")),
     ]
     if not options.include_opted_out:
         bits.append(_flag(~pl.col("opted_in"), "opted_out"))  # null = unknown = opted in

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipeline.normalize.lookups import written_back
+
 MAX_TOKEN_LEN = 4096
 MIN_TOKEN_LEN = 16  # shorter strings are test values or truncated cells, not registration tokens
 SENDABLE_KINDS = ("fcm", "gcm")
@@ -243,27 +245,8 @@ def finish_tokens(frame: pl.DataFrame, col: str = "device_token") -> pl.DataFram
             lf = lf.with_columns(stage)
         sub = lf.select(col, "_tk").collect()
         frame = frame.with_columns(
-            _written_back(tokens, idx, sub[col]), frame["_tk"].clone().scatter(idx, sub["_tk"])
+            written_back(tokens, idx, sub[col]), frame["_tk"].clone().scatter(idx, sub["_tk"])
         )
     # `_odd` / `_maybe` stay: dropping columns here re-aligns the chunks of the whole frame (the
     # first stage comes back in one chunk per morsel), ~12 ms; normalize's last select drops them
     return frame
-
-
-def _written_back(tokens: pl.Series, idx: pl.Series, cleaned: pl.Series) -> pl.Series:
-    """`tokens` with the rows at `idx` replaced by `cleaned` where trimming changed them.
-
-    A string scatter copies the whole column (16 MB of views per million rows, all fresh pages),
-    so it only runs when some token kept text but lost surrounding whitespace. Blank tokens
-    (the usual change) only turn null: a when/then over the column itself does that on the
-    validity bitmap alone.
-    """
-    changed = cleaned.ne_missing(tokens.gather(idx))
-    if not changed.any():
-        return tokens
-    if cleaned.filter(changed).null_count() < changed.sum():
-        at = idx.filter(changed)
-        return tokens.clone().scatter(at, cleaned.filter(changed))
-    keep = pl.repeat(True, len(tokens), eager=True).alias("_keep")
-    keep = keep.scatter(idx.filter(changed), False)
-    return pl.DataFrame([tokens, keep]).select(pl.when("_keep").then(tokens.name)).to_series()
