@@ -117,10 +117,10 @@ def test_models_are_trimmed_and_blank_is_null(models: list[str | None]) -> None:
     assert out["model"].to_list() == [m.strip() or None if m is not None else None for m in models]
 
 
-def reference_customers(ids: list[str | None], may_be_long: bool) -> tuple[list, list]:
+def reference_customers(ids: list[str | None]) -> tuple[list, list]:
     """Every id trimmed, then checked: the path without the sub-frame."""
     df = pl.DataFrame({"c": ids}, schema={"c": pl.String}).select(pl.col("c").str.strip_chars())
-    return df["c"].to_list(), df.select(customer_problem(pl.col("c"), may_be_long))["c"].to_list()
+    return df["c"].to_list(), df.select(customer_problem(pl.col("c")))["c"].to_list()
 
 
 LONG = "L" * MAX_CUSTOMER_ID_LEN
@@ -135,6 +135,7 @@ LONG = "L" * MAX_CUSTOMER_ID_LEN
         ["   ", "\t", "\u3000"],  # blank: trimmed to "", missing
         ["c\x00d", "c\x1bd", "c\x7fd", " c\nd "],  # control characters inside: invalid
         [LONG + "   ", " " + LONG + "x"],  # at the limit once trimmed / over it
+        ["\u00e9" * 600, "\u00e9" * 1025],  # over the limit in bytes; in characters only the second
     ],
 )
 @pytest.mark.parametrize("bulk", [4, 400])  # few odd ids among many, or mostly odd ones
@@ -144,7 +145,7 @@ def test_odd_customer_ids_match_trimming_every_id(odd: list[str], bulk: int) -> 
     df = frame([fcm] * len(ids), customer_id=ids)
     before = df.clone()
     out = normalize(df, OPTS)
-    trimmed, codes = reference_customers(ids, may_be_long=True)
+    trimmed, codes = reference_customers(ids)
     reasons = {FINE: None, MISSING: "missing_customer_id", INVALID: "invalid_customer_id"}
     assert out["customer_id"].to_list() == trimmed
     assert out["reason"].to_list() == [reasons[c] for c in codes]
@@ -154,7 +155,7 @@ def test_odd_customer_ids_match_trimming_every_id(odd: list[str], bulk: int) -> 
 def test_every_character_strip_chars_trims_marks_an_id_odd() -> None:
     chars = pl.Series([chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF])
     ids = pl.DataFrame({"c": chars + "id"})
-    firsts = ids.select(customer_first("c", may_be_long=False)).with_columns(
+    firsts = ids.select(customer_first("c")).with_columns(
         trims=ids["c"].str.strip_chars() != ids["c"]
     )
     assert firsts.filter(pl.col("trims") & ~pl.col("_codd")).is_empty()

@@ -147,8 +147,9 @@ def _flag(mask: pl.Expr, code: str) -> pl.Expr:
 
 
 def _decided(frame: pl.DataFrame) -> bool:
-    """Whether some row already has an outcome (e.g. a second pass)."""
-    return frame.lazy().select(pl.col("outcome").is_not_null().any()).collect().item()
+    """Whether some row already has an outcome (e.g. a second pass); arrow arrays keep their
+    null count, so this reads no values."""
+    return frame["outcome"].null_count() < frame.height
 
 
 def normalize(frame: pl.DataFrame, options: NormalizeOptions | None = None) -> pl.DataFrame:
@@ -169,14 +170,6 @@ def normalize(frame: pl.DataFrame, options: NormalizeOptions | None = None) -> p
     opted_in = pl.col("opted_in") if flag else _opted_in(frame["opted_in"], distinct["opted_in"])
     plat_idx, plat_table = platform_table(frame["platform"], distinct["platform"])
     os_idx, os_dense, os_trimmed = os_table(frame["os_version"], distinct["os_version"])
-    # stripping never lengthens a value: when no raw id is that long, no row needs len_chars
-    may_be_long = (
-        frame.lazy()
-        .select(pl.col("customer_id").cast(pl.String).str.len_bytes().max())
-        .collect()
-        .item()
-        or 0
-    ) > MAX_CUSTOMER_ID_LEN
     ts_first, ts_final = activity_stages("activity_at", schema["activity_at"], frame["activity_at"])
 
     # Stage 1, per row: the cleaned values, value indices and flags, as a frame of their own.
@@ -196,13 +189,13 @@ def normalize(frame: pl.DataFrame, options: NormalizeOptions | None = None) -> p
             plat_idx.alias("_pi"),
             os_idx.alias("_oi"),
             (pl.col("android_version_kind") == "api").alias("_api"),
-            *customer_first("customer_id", may_be_long),
+            *customer_first("customer_id"),
             ts_first,
             *token_first("device_token"),
         )
         .collect()
     )
-    rows = finish_customers(rows, "customer_id", may_be_long)
+    rows = finish_customers(rows, "customer_id")
     rows = finish_tokens(rows, "device_token")
     activity = finish_activity(rows, "activity_at", ts_final)
     # Stage 2 reads only small columns, each in one chunk: a query over columns chunked unlike

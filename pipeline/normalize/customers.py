@@ -26,40 +26,36 @@ _SPACES = [
 FINE, MISSING, INVALID = 0, 1, 2
 
 
-def customer_problem(cust: pl.Expr, may_be_long: bool) -> pl.Expr:
+def customer_problem(cust: pl.Expr) -> pl.Expr:
     """UInt8 FINE / MISSING (null or empty) / INVALID (control characters, or too long) for a
     trimmed customer id."""
     # contains_any of the 33 single-byte controls: ~14 ms per million ids, the regex class
     # [\x00-\x1f\x7f] ~22 ms (same matches: these bytes never occur inside a UTF-8 multi-byte
     # sequence)
-    bad = cust.str.contains_any(_CONTROLS)
-    if may_be_long:
-        bad = bad | (cust.str.len_chars() > MAX_CUSTOMER_ID_LEN)
-    return _code(cust, bad)
-
-
-def _code(cust: pl.Expr, bad: pl.Expr) -> pl.Expr:
+    bad = cust.str.contains_any(_CONTROLS) | (cust.str.len_chars() > MAX_CUSTOMER_ID_LEN)
     # an empty or null id holds no control character, so the two never add up
     missing = (cust.is_null() | (cust == "")).cast(pl.UInt8)
     return missing + bad.fill_null(False).cast(pl.UInt8) * INVALID
 
 
-def customer_first(col: str, may_be_long: bool) -> list[pl.Expr]:
-    """The per-row half, for normalize's first stage: `_cc`, the code (see customer_problem) of
-    the id as it is, and `_codd`, whether the id holds a control character or a space anywhere:
-    only those can change when trimmed or be invalid for their characters, and finish_customers
-    redoes them.
+def customer_first(col: str) -> list[pl.Expr]:
+    """The per-row half, for normalize's first stage: `_cc`, MISSING or FINE (see
+    customer_problem) for the id as it is, and `_codd`, whether the id holds a control character
+    or a space anywhere, or more than MAX_CUSTOMER_ID_LEN bytes. Only those can change when
+    trimmed or be invalid, so finish_customers redoes them; the others are final.
 
     Speed: one contains_any over the raw ids costs what the control check alone did; trimming
     every id wrote a new column for a million ids that are almost all unchanged (~8 ms wall).
+    A length in bytes is free (polars keeps it beside each value) and bounds the length in
+    characters, which costs a pass over the text.
     """
     raw = pl.col(col).cast(pl.String)
-    long = raw.str.len_chars() > MAX_CUSTOMER_ID_LEN if may_be_long else pl.lit(False)
-    odd = raw.str.contains_any(_CONTROLS + _SPACES).fill_null(False)
-    return [_code(raw, long).alias("_cc"), odd.alias("_codd")]
+    missing = (raw.is_null() | (raw == "")).cast(pl.UInt8) * MISSING
+    odd = raw.str.contains_any(_CONTROLS + _SPACES) | (raw.str.len_bytes() > MAX_CUSTOMER_ID_LEN)
+    return [missing.alias("_cc"), odd.fill_null(False).alias("_codd")]
 
 
-def finish_customers(frame: pl.DataFrame, col: str, may_be_long: bool) -> pl.DataFrame:
+def finish_customers(frame: pl.DataFrame, col: str) -> pl.DataFrame:
     """`frame` (with the columns of customer_first) with `col` trimmed and `_cc` final: the same
     as customer_problem over every trimmed id."""
     idx = frame["_codd"].arg_true()
@@ -70,9 +66,8 @@ def finish_customers(frame: pl.DataFrame, col: str, may_be_long: bool) -> pl.Dat
         # a gather across the first stage's many chunks is slow for many rows (see
         # finish_tokens); for a few, copying the column into one chunk costs more
         ids = ids.rechunk()
-    sub = pl.DataFrame([ids.gather(idx).str.strip_chars()]).select(
-        col, customer_problem(pl.col(col), may_be_long).alias("_cc")
-    )
+    sub = pl.DataFrame([ids.gather(idx).str.strip_chars()])
+    sub = sub.with_columns(customer_problem(pl.col(col)).alias("_cc"))
     return frame.with_columns(
         written_back(ids, idx, sub[col]), frame["_cc"].clone().scatter(idx, sub["_cc"])
     )
