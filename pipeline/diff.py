@@ -165,12 +165,12 @@ def removed_tokens(frame: pl.DataFrame, snapshot: pl.DataFrame) -> pl.DataFrame:
     """
     if snapshot.is_empty():
         return snapshot.select(REMOVED_COLUMNS)
-    source = frame.select(pl.col("device_token").cast(pl.String)).drop_nulls()
-    return (
-        snapshot.filter(pl.col("accepted_at").is_not_null())
-        .join(source, on="device_token", how="anti")
-        .select(REMOVED_COLUMNS)
-    )
+    # the token lookup diff makes, not an anti-join on the tokens themselves: at 10M rows
+    # against a 10M-token state, 2.8 s and +0.5 GB instead of 3.5 s and +1.0 GB (the anti-join
+    # set the peak memory of a whole plan)
+    found = _state_rows(frame, snapshot).drop_nulls()
+    carried = pl.repeat(False, snapshot.height, eager=True).scatter(found, True)
+    return snapshot.filter(snapshot["accepted_at"].is_not_null() & ~carried).select(REMOVED_COLUMNS)
 
 
 RECONCILE_STATUSES: dict[str, str] = {

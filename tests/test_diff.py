@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -210,6 +211,28 @@ def test_removed_tokens_counts_any_source_row_and_only_accepted_state() -> None:
     removed = removed_tokens(frame, snap)
     assert removed["device_token"].to_list() == ["gone"]
     assert removed["customer_id"].to_list() == ["c7"]
+
+
+@pytest.mark.parametrize("min_rows", [0, 4_000_000])  # the hash join of big runs, the string join
+def test_removed_tokens_match_an_anti_join(monkeypatch, min_rows: int) -> None:
+    import pipeline.diff as diff_module
+
+    monkeypatch.setattr(diff_module, "_SLICE_ROWS", 7)
+    monkeypatch.setattr(diff_module, "_HASH_JOIN_MIN_ROWS", min_rows)
+    # repeated and missing source tokens; state tokens accepted or only ever failed
+    tokens = [f"tok{i % 37}" if i % 5 else None for i in range(200)]
+    frame = work_frame([{"device_token": t} for t in tokens])
+    state = [{"device_token": f"tok{i}"} for i in range(0, 60, 2)]
+    state += [{"device_token": f"tok{i}", "accepted_at": None} for i in range(61, 70, 2)]
+    snap = snapshot(state)
+    expected = (
+        snap.filter(pl.col("accepted_at").is_not_null())
+        .join(frame.select("device_token").drop_nulls(), on="device_token", how="anti")
+        .select(diff_module.REMOVED_COLUMNS)
+    )
+    removed = removed_tokens(frame, snap)
+    assert removed.equals(expected)
+    assert removed["device_token"].to_list() == [f"tok{i}" for i in range(38, 60, 2)]
 
 
 def test_reconcile_statuses() -> None:
