@@ -15,12 +15,10 @@ from pipeline.normalize.lookups import written_back
 MAX_CUSTOMER_ID_LEN = 1024  # ids are free text; this only stops absurd values
 
 _CONTROLS = [chr(c) for c in range(0x20)] + ["\x7f"]
-# what strip_chars() trims besides the controls \t..\r (Unicode White_Space, as Rust's trim)
-_SPACES = [
-    chr(c)
-    for c in (0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F)
-] + ["\u3000"]
-
+# what strip_chars() trims besides the controls \t..\r: the rest of Unicode's White_Space, as
+# Rust's str::trim (a test checks every code point)
+_SPACES = [" ", "\x85", "\xa0", "\u1680", *map(chr, range(0x2000, 0x200B))]
+_SPACES += ["\u2028", "\u2029", "\u202f", "\u205f", "\u3000"]
 
 # customer_first / finish_customers codes in `_cc`
 FINE, MISSING, INVALID = 0, 1, 2
@@ -34,7 +32,7 @@ def customer_problem(cust: pl.Expr) -> pl.Expr:
     # sequence)
     bad = cust.str.contains_any(_CONTROLS) | (cust.str.len_chars() > MAX_CUSTOMER_ID_LEN)
     # an empty or null id holds no control character, so the two never add up
-    missing = (cust.is_null() | (cust == "")).cast(pl.UInt8)
+    missing = (cust.is_null() | (cust == "")).cast(pl.UInt8) * MISSING
     return missing + bad.fill_null(False).cast(pl.UInt8) * INVALID
 
 
