@@ -64,8 +64,9 @@ def finish_customers(frame: pl.DataFrame, col: str) -> pl.DataFrame:
         # a gather across the first stage's many chunks is slow for many rows (see
         # finish_tokens); for a few, copying the column into one chunk costs more
         ids = ids.rechunk()
-    sub = pl.DataFrame([ids.gather(idx).str.strip_chars()])
+    before = ids.gather(idx)
+    sub = before.str.strip_chars().to_frame()
     sub = sub.with_columns(customer_problem(pl.col(col)).alias("_cc"))
     return frame.with_columns(
-        written_back(ids, idx, sub[col]), frame["_cc"].clone().scatter(idx, sub["_cc"])
+        written_back(ids, idx, before, sub[col]), frame["_cc"].clone().scatter(idx, sub["_cc"])
     )
