@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from pipeline.dedupe import dedupe
 from pipeline.normalize import NormalizeOptions, normalize
+from pipeline.normalize.customers import FINE, INVALID, MISSING, customer_problem
 from pipeline.outcomes import REASONS
 
 NOW = datetime(2026, 12, 4, tzinfo=UTC)
@@ -23,17 +24,11 @@ anything = st.one_of(
                      "8.1.0", "iPhone OS 17_4", "34", "14", "a" * 64, FCM, "x@y.com",
                      "ExponentPushToken[a]", "https://x", "2026-01-01", "1793527200", "false"]),
 )  # fmt: skip
+row_keys = ("customer_id", "device_token", "platform", "model", "os_version", "activity_at",
+            "opted_in", "android_version_kind")  # fmt: skip
 row = st.fixed_dictionaries(
-    {
-        "customer_id": anything,
-        "device_token": anything,
-        "platform": anything,
-        "model": anything,
-        "os_version": anything,
-        "activity_at": anything,
-        "opted_in": anything,
-        "android_version_kind": st.sampled_from(["release", "api", None]),
-    }
+    dict.fromkeys(row_keys[:-1], anything)
+    | {"android_version_kind": st.sampled_from(["release", "api", None])}
 )
 opts = st.builds(
     NormalizeOptions,
@@ -45,9 +40,9 @@ SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[Heal
 
 
 def to_frame(rows: list[dict]) -> pl.DataFrame:
-    cols = ["customer_id", "device_token", "platform", "model", "os_version", "activity_at",
-            "opted_in", "android_version_kind"]  # fmt: skip
-    df = pl.DataFrame({c: [r[c] for r in rows] for c in cols}, schema={c: pl.String for c in cols})
+    df = pl.DataFrame(
+        {c: [r[c] for r in rows] for c in row_keys}, schema=dict.fromkeys(row_keys, pl.String)
+    )
     n = len(rows)
     return df.with_columns(
         row_id=pl.int_range(n, dtype=pl.Int64),
@@ -73,6 +68,30 @@ def test_never_raises_and_one_outcome_per_row(rows: list[dict], options: Normali
     assert set(eligible["platform"].to_list()) <= {"android", "ios", "web"}
     assert set(eligible["token_kind"].to_list()) <= {"fcm", "gcm"}
     assert eligible["customer_id"].null_count() == 0
+
+
+ids = st.one_of(
+    anything,
+    st.text(st.sampled_from(" \t\r\n\x00\x0c\x1f\x7f\x85\xa0\u2009\u3000éa1/"), max_size=12),
+    st.builds(lambda pad, n: pad + "x" * n + pad, st.sampled_from(["", " ", "\u3000"]),
+              st.sampled_from([1023, 1024, 1025])),
+)  # fmt: skip
+
+
+@SETTINGS
+@given(st.lists(ids, min_size=1, max_size=25))
+def test_customer_ids_match_trimming_every_id(values: list[str | None]) -> None:
+    # normalize trims and checks only the ids that can change (see customers.py); the same
+    # answer as trimming and checking every id
+    df = to_frame([dict.fromkeys(row_keys, None) | {"customer_id": v} for v in values])
+    df = df.with_columns(device_token=pl.lit(FCM), platform=pl.lit("android"))
+    out = normalize(df, NormalizeOptions(now=NOW))
+    trimmed = df.select(pl.col("customer_id").str.strip_chars()).with_columns(
+        code=customer_problem(pl.col("customer_id"))
+    )
+    assert out["customer_id"].to_list() == trimmed["customer_id"].to_list()
+    reason = {FINE: None, MISSING: "missing_customer_id", INVALID: "invalid_customer_id"}
+    assert out["reason"].to_list() == [reason[c] for c in trimmed["code"]]
 
 
 @SETTINGS
