@@ -4,6 +4,9 @@ A million rows hold a few dozen platform spellings and a few hundred version str
 work of `platforms` and `versions` runs once per distinct value on a tiny frame; the big frame
 then only maps each value to its index (a cast to an Enum of the distinct values) and gathers the
 precomputed answer, which costs a fraction of a regex or a join per row.
+
+The same idea the other way round for the high-cardinality columns (customer ids, tokens): the
+few odd values are worked on apart and written back into the column (written_back).
 """
 
 from __future__ import annotations
