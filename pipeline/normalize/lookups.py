@@ -2,8 +2,8 @@
 
 A million rows hold a few dozen platform spellings and a few hundred version strings. The regex
 work of `platforms` and `versions` runs once per distinct value on a tiny frame; the big frame
-then only maps each value to its index (a cast to an Enum of the distinct values) and gathers the
-precomputed answer, which costs a fraction of a regex or a join per row.
+then only maps each value to its index (a hash into a small exact table, see value_index) and
+gathers the precomputed answer, which costs a fraction of a regex or a join per row.
 
 The same idea the other way round for the high-cardinality columns (customer ids, tokens): the
 few odd values are worked on apart and written back into the column (written_back).
